@@ -1,0 +1,3 @@
+"""bench: benchmark and robustness evaluation suite for PyTorch."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Derived tables computed from the records of a run (aggregates, sanity checks)."""

@@ -1,0 +1,115 @@
+"""The `bench` command line: run, validate, report, compare.
+
+User errors print one line and exit 2 (no traceback); a run exits 0 when every cell
+succeeded and 1 when some failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench import __version__, defaults
+from bench.errors import UserError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"bench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a suite file")
+    run.add_argument("suite", type=Path)
+    run.add_argument("--results-dir", type=Path, default=defaults.RESULTS_DIR,
+                     help="where run folders go (default: %(default)s)")
+    run.add_argument("--run-id", help="run folder name; an existing one is resumed")
+    run.add_argument("--no-resume", dest="resume", action="store_false",
+                     help="always start a new run instead of resuming an unfinished one")
+    run.add_argument("--executor", choices=["local", "ray"], help="override [suite].executor")
+    run.add_argument("--ray-address", help="Ray cluster address ('auto' joins a running cluster)")
+    run.add_argument("--device", help="override [suite].device (auto, cpu, cuda, cuda:N)")
+    run.add_argument("--cache-dir", type=Path,
+                     help=f"trained weights and FID statistics (default: RESULTS_DIR/{defaults.CACHE_SUBDIR})")
+    run.add_argument("--no-progress", dest="progress", action="store_false")
+    run.add_argument("--no-report", dest="report", action="store_false")
+
+    val = sub.add_parser("validate", help="check a suite file without running anything")
+    val.add_argument("suite", type=Path, nargs="+")
+
+    rep = sub.add_parser("report", help="write report.md and report.html for a run folder")
+    rep.add_argument("run_dir", type=Path)
+    rep.add_argument("--baseline", type=Path, help="a baseline run to compare against")
+
+    cmp_ = sub.add_parser("compare", help="compare two runs; exit 1 on a regression")
+    cmp_.add_argument("baseline", type=Path)
+    cmp_.add_argument("candidate", type=Path)
+    cmp_.add_argument("--rules", type=Path, help="a TOML file of per-metric rules")
+    cmp_.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+    cmp_.add_argument("--allow-cross-device", action="store_true",
+                      help="gate throughput even when the runs used different devices")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UserError as exc:
+        print(f"bench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130
+
+
+def cmd_run(args) -> int:
+    from bench.runner import run_suite
+
+    options = {"address": args.ray_address} if args.ray_address else {}
+    outcome = run_suite(args.suite, results_dir=args.results_dir, run_id=args.run_id,
+                        resume=args.resume, executor=args.executor, executor_options=options,
+                        device=args.device, cache_dir=args.cache_dir, progress=args.progress,
+                        report=args.report)
+    print(f"{outcome.status}: {outcome.ok} cells ok, {outcome.failed} failed -> {outcome.run_dir}")
+    if outcome.failed:
+        print(f"see {outcome.run_dir / 'tables' / 'cells.csv'} for the reasons", file=sys.stderr)
+    return outcome.exit_code
+
+
+def cmd_validate(args) -> int:
+    from bench.suite.load import load_suite
+    from bench.suite.plan import plan
+    from bench.suite.preflight import preflight
+
+    for path in args.suite:
+        loaded = load_suite(path)
+        cells = plan(loaded)
+        preflight(loaded, cells)
+        kinds = {}
+        for c in cells:
+            kinds[c.kind] = kinds.get(c.kind, 0) + 1
+        summary = ", ".join(f"{n} {k}" for k, n in kinds.items())
+        print(f"{path}: ok ({len(cells)} cells: {summary})")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from bench.report import write_report
+
+    for path in write_report(args.run_dir, baseline=args.baseline):
+        print(path)
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from bench.compare import run_compare
+
+    return run_compare(args.baseline, args.candidate, rules=args.rules, fmt=args.format,
+                       allow_cross_device=args.allow_cross_device)
+
+
+COMMANDS = {"run": cmd_run, "validate": cmd_validate, "report": cmd_report, "compare": cmd_compare}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""Defaults in one place, shared by the suite schema, the API and the CLI."""
+
+from pathlib import Path
+
+RESULTS_DIR = Path("results")  # relative to the working directory, like every CLI path
+CACHE_SUBDIR = ".cache"  # under the results dir: trained weights, FID statistics
+SEEDS = [0]
+DEVICE = "auto"
+EXECUTOR = "local"
+
+DIGITS_TEST_FRACTION = 0.25
+TRAIN_EPOCHS = 10
+TRAIN_LR = 1e-3
+TRAIN_BATCH_SIZE = 64
+PGD_TRAIN_STEPS = 7
+EVAL_BATCH_SIZE = 512
+PGD_STEPS = 10
+
+GAN_STEPS = 2000
+GAN_BATCH_SIZE = 64
+GAN_EVAL_EVERY = 500
+GAN_NUM_SAMPLES = 2000
+GAN_METRICS = ["fid", "kid", "isc", "prc"]
+
+THROUGHPUT_WARMUP = 10
+THROUGHPUT_REPEATS = 30
+THROUGHPUT_BATCH_SIZES = [64]

@@ -1,0 +1,50 @@
+"""Run one cell and turn its outcome into a journal record. Used by every executor."""
+
+from __future__ import annotations
+
+import time
+import traceback
+
+from bench.cells import CELL_KINDS, CellResult, RunEnv
+from bench.errors import CellFailed, UserError
+from bench.provenance import utc_now
+from bench.store.run_store import CellRecord
+from bench.suite.plan import Cell
+
+
+def execute_cell(cell: Cell, inputs: dict[str, CellResult], env: RunEnv, attempts: int = 1) -> CellRecord:
+    """Never raises for a failure inside the cell: the failure is recorded with its reason.
+
+    KeyboardInterrupt and SystemExit pass through, so Ctrl-C still stops the run.
+    """
+    started, t0 = utc_now(), time.perf_counter()
+    base = dict(id=cell.id, kind=cell.kind, label=cell.label, config=cell.config, deps=cell.deps,
+                started_utc=started, attempts=attempts)
+    try:
+        result = CELL_KINDS.get(cell.kind)(cell.config, inputs, env)
+    except (CellFailed, UserError) as exc:
+        return CellRecord(**base, status="failed", reason=str(exc), finished_utc=utc_now(),
+                          seconds=time.perf_counter() - t0)
+    except Exception as exc:  # noqa: BLE001 - recorded with its traceback, not swallowed
+        reason = f"{type(exc).__name__}: {exc}"
+        tb = traceback.format_exc(limit=8)
+        return CellRecord(**base, status="failed", reason=reason, finished_utc=utc_now(),
+                          seconds=time.perf_counter() - t0, records={"errors": [{"traceback": tb}]})
+    return CellRecord(**base, status="ok", records=result.records, artifacts=result.artifacts,
+                      finished_utc=utc_now(), seconds=time.perf_counter() - t0)
+
+
+def dependency_failure(cell: Cell, done: dict[str, CellRecord]) -> CellRecord | None:
+    """A cell whose dependency failed fails too, naming the dependency, without running."""
+    for role, dep in cell.deps.items():
+        if dep in done and not done[dep].ok:
+            now = utc_now()
+            return CellRecord(id=cell.id, kind=cell.kind, label=cell.label, config=cell.config,
+                              deps=cell.deps, status="failed", started_utc=now, finished_utc=now,
+                              seconds=0.0, attempts=0,
+                              reason=f"dependency {role} ({done[dep].label}) failed: {done[dep].reason}")
+    return None
+
+
+def as_result(record: CellRecord) -> CellResult:
+    return CellResult(records=record.records, artifacts=record.artifacts)

@@ -1,0 +1,99 @@
+"""What a run ran on: versions, device, machine, git state. Stored in every manifest."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = ["bench", "torch", "torchvision", "torchattacks", "torch-fidelity", "numpy", "pandas",
+            "scipy", "ray"]
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def resolve_device(requested: str) -> str:
+    """"auto" means CUDA when available, else CPU; an unavailable CUDA request is an error."""
+    import torch
+
+    from bench.errors import UserError
+
+    if requested == "auto":
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserError(f"suite.device: {requested!r} requested but CUDA is not available here; "
+                            "use \"auto\" or \"cpu\"")
+        index = int(requested.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise UserError(f"suite.device: {requested!r} but only {torch.cuda.device_count()} "
+                            "CUDA device(s) are visible")
+        return f"cuda:{index}"
+    return requested
+
+
+def versions() -> dict[str, str | None]:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def device_info(device: str) -> dict:
+    import torch
+
+    info = {"device": device, "torch_threads": torch.get_num_threads(),
+            "cuda_available": torch.cuda.is_available(), "cuda_version": torch.version.cuda}
+    if device.startswith("cuda"):
+        props = torch.cuda.get_device_properties(torch.device(device))
+        info |= {"device_name": props.name, "device_capability": f"{props.major}.{props.minor}",
+                 "device_memory_bytes": props.total_memory,
+                 "cudnn_version": torch.backends.cudnn.version()}
+    else:
+        info |= {"device_name": cpu_name()}
+    return info
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def git_state(path: Path) -> dict:
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", "-C", str(path), *args], capture_output=True, text=True,
+                                 timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": None if status is None else bool(status)}
+
+
+def machine() -> dict:
+    return {"hostname": socket.gethostname(), "platform": platform.platform(),
+            "machine": platform.machine(), "cpu_count": os.cpu_count(), "cpu": cpu_name(),
+            "python_executable": sys.executable}
+
+
+def collect(device: str, code_path: Path) -> dict:
+    return {"versions": versions(), "device": device_info(device), "machine": machine(),
+            "git": git_state(code_path)}

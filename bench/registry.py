@@ -1,0 +1,80 @@
+"""Small named registries for datasets, models, attacks, GANs and cell kinds.
+
+Modelled on lm-evaluation-harness' registry: duplicate names are an error, unknown names
+get a "did you mean" hint, and entries may be lazy "module:attr" strings so heavy imports
+happen only when an entry is used.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from typing import Any, Callable, Generic, Iterator, TypeVar
+
+from bench.errors import UserError
+
+T = TypeVar("T")
+
+
+def import_target(target: str) -> Any:
+    """Resolve "package.module:attr" (or "package.module.attr") to the object."""
+    module_name, sep, attr = target.partition(":")
+    if not sep:
+        module_name, _, attr = target.rpartition(".")
+    if not module_name or not attr:
+        raise UserError(f"{target!r}: expected an import path like 'my_pkg.nets:LeNet'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UserError(f"{target!r}: cannot import module {module_name!r} ({exc})") from None
+    obj = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise UserError(f"{target!r}: module {module_name!r} has no attribute {attr!r}") from None
+    return obj
+
+
+class Registry(Generic[T]):
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, T | str] = {}
+
+    def register(self, name: str, obj: T | str | None = None) -> Callable[[T], T] | T:
+        """`REG.register("x", fn)`, `REG.register("x", "pkg.mod:fn")` or `@REG.register("x")`."""
+        if obj is None:
+            def decorator(fn: T) -> T:
+                self._add(name, fn)
+                return fn
+            return decorator
+        self._add(name, obj)
+        return obj
+
+    def _add(self, name: str, obj: T | str) -> None:
+        if name in self._entries:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self._entries[name] = obj
+
+    def get(self, name: str) -> T:
+        if name not in self._entries:
+            raise UserError(self.unknown_message(name))
+        entry = self._entries[name]
+        if isinstance(entry, str):
+            entry = import_target(entry)
+            self._entries[name] = entry
+        return entry  # type: ignore[return-value]
+
+    def unknown_message(self, name: str) -> str:
+        hint = difflib.get_close_matches(name, self.names(), n=1)
+        suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+        return f"unknown {self.kind} {name!r}{suggestion} (known: {', '.join(self.names())})"
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())

@@ -1,0 +1,166 @@
+"""`bench run`: suite -> plan -> executor -> journal + tables + manifest -> report.
+
+The driver is the only writer of the run folder. Each finished cell is journaled at once
+(atomically), so a crash or Ctrl-C loses only the cells in flight and a re-run resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench import __version__, defaults, provenance
+from bench.analysis.tables import build_tables
+from bench.cells import RunEnv
+from bench.errors import UserError
+from bench.executors import EXECUTORS
+from bench.executors.progress import CellProgress
+from bench.store.lock import RunLock
+from bench.store.run_store import CellRecord, RunStore
+from bench.store.schema import SCHEMA_VERSION
+from bench.suite.load import LoadedSuite, load_suite
+from bench.suite.plan import Cell, plan
+from bench.suite.preflight import preflight
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    ok: int
+    failed: int
+    status: str  # complete | failed | interrupted
+
+    @property
+    def exit_code(self) -> int:
+        return {"complete": 0, "failed": 1, "interrupted": 130}[self.status]
+
+
+def run_suite(suite_path: str | Path, *, results_dir: str | Path = defaults.RESULTS_DIR,
+              run_id: str | None = None, resume: bool = True, executor: str | None = None,
+              executor_options: dict | None = None, device: str | None = None,
+              cache_dir: str | Path | None = None, progress: bool = True,
+              report: bool = True) -> RunOutcome:
+    loaded = load_suite(suite_path)
+    cells = plan(loaded)
+    preflight(loaded, cells)  # bad input fails here, before any folder exists
+    meta = loaded.suite.suite
+    device = provenance.resolve_device(device or meta.device)
+    executor_name = executor or meta.executor
+    options = {"address": meta.ray_address} | (executor_options or {})
+    runner = EXECUTORS.get(executor_name)(**options)
+
+    results_dir = Path(results_dir)
+    run_dir = choose_run_dir(results_dir / meta.name, loaded, run_id, resume)
+    store = RunStore(run_dir)
+    with RunLock(run_dir):
+        return _run_locked(loaded, cells, store, runner, executor_name, device,
+                           Path(cache_dir) if cache_dir else results_dir / defaults.CACHE_SUBDIR,
+                           progress, report)
+
+
+def _run_locked(loaded: LoadedSuite, cells: list[Cell], store: RunStore, runner, executor_name: str,
+                device: str, cache_dir: Path, progress: bool, report: bool) -> RunOutcome:
+    planned = {c.id: c for c in cells}
+    done = {i: r for i, r in store.read_cells().items() if i in planned and _reusable(r)}
+    manifest = _start_manifest(store, loaded, cells, executor_name, device, done)
+    store.write_manifest(manifest)
+    env = RunEnv(device=device, cache_dir=cache_dir, artifacts_dir=store.artifacts_dir,
+                 progress=progress)
+    bar = CellProgress(len(cells), already_ok=len(done), enabled=progress)
+
+    def on_done(record: CellRecord) -> None:
+        store.write_cell(record)
+        manifest["cells"][record.id].update(status=record.status, reason=record.reason)
+        store.write_manifest(manifest)
+
+    status = "interrupted"
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        runner.run(cells, done, env, on_done, bar)
+        status = None
+    except KeyboardInterrupt:
+        pass  # finished cells are journaled; mark the run interrupted below
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        bar.close()
+        finished = store.read_cells()
+        store.write_tables(build_tables({i: r for i, r in finished.items() if i in planned}))
+        n_ok = sum(r.ok for i, r in finished.items() if i in planned)
+        n_failed = sum(not r.ok for i, r in finished.items() if i in planned)
+        if status is None:
+            status = "complete" if n_failed == 0 and n_ok == len(cells) else "failed"
+        manifest.update(status=status, finished_utc=provenance.utc_now(),
+                        counts={"ok": n_ok, "failed": n_failed, "total": len(cells)})
+        manifest["sessions"][-1].update(status=status, finished_utc=manifest["finished_utc"])
+        store.write_manifest(manifest)
+    if report:
+        from bench.report import write_report
+
+        write_report(store.dir)
+    return RunOutcome(store.dir, n_ok, n_failed, status)
+
+
+def choose_run_dir(suite_dir: Path, loaded: LoadedSuite, run_id: str | None, resume: bool) -> Path:
+    """An explicit --run-id, else the newest unfinished run of the same suite text, else a new one."""
+    if run_id is not None:
+        run_dir = suite_dir / run_id
+        if (run_dir / "manifest.json").exists():
+            old = RunStore(run_dir).read_manifest()
+            if old.get("suite", {}).get("sha256") != loaded.sha256:
+                raise UserError(f"{run_dir}: this run was made from a different version of "
+                                f"{loaded.path}; pass a new --run-id")
+            if not resume:
+                raise UserError(f"{run_dir}: already exists; drop --no-resume to resume it or "
+                                "pass a new --run-id")
+        return run_dir
+    if resume and suite_dir.is_dir():
+        for run_dir in sorted((p for p in suite_dir.iterdir() if p.is_dir()), reverse=True):
+            path = run_dir / "manifest.json"
+            if not path.exists():
+                continue
+            old = RunStore(run_dir).read_manifest()
+            if old.get("suite", {}).get("sha256") == loaded.sha256 and old.get("status") != "complete":
+                return run_dir
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    run_dir, k = suite_dir / stamp, 1
+    while run_dir.exists():
+        k += 1
+        run_dir = suite_dir / f"{stamp}-{k}"
+    return run_dir
+
+
+def _reusable(record: CellRecord) -> bool:
+    """A finished cell counts as done only if its artefacts (e.g. trained weights) still exist."""
+    return record.ok and all(Path(p).exists() for p in record.artifacts.values())
+
+
+def _start_manifest(store: RunStore, loaded: LoadedSuite, cells: list[Cell], executor: str,
+                    device: str, done: dict[str, CellRecord]) -> dict:
+    now = provenance.utc_now()
+    session = {"started_utc": now, "executor": executor, "pid": os.getpid(),
+               "resumed_cells": len(done), "status": "running"}
+    old = store.read_manifest() if store.manifest_path.exists() else {}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "bench_version": __version__,
+        "run_id": store.dir.name,
+        "suite": {"name": loaded.suite.suite.name, "path": str(loaded.path),
+                  "sha256": loaded.sha256, "text": loaded.text},
+        "status": "running",
+        "started_utc": old.get("started_utc", now),
+        "finished_utc": None,
+        "sessions": old.get("sessions", []) + [session],
+        "seeds": loaded.suite.suite.seeds,
+        "executor": executor,
+        "provenance": provenance.collect(device, Path(__file__).resolve().parent.parent),
+        "cells": {c.id: {"kind": c.kind, "label": c.label, "deps": c.deps,
+                         "status": done[c.id].status if c.id in done else "pending",
+                         "reason": None} for c in cells},
+    }
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")

@@ -1,0 +1,20 @@
+"""The result schema: its version, table names and the columns every reader relies on.
+
+Floats are stored unrounded; only reports round.
+"""
+
+SCHEMA_VERSION = 1
+
+# Tables a run may hold (Parquet + CSV under tables/).
+CELLS = "cells"  # one row per cell: id, kind, label, status, reason, seconds
+TRAINING = "training"  # per-epoch training history (incl. catastrophic-overfitting watch)
+ROBUSTNESS = "robustness"  # one row per (model, attack, epsilon, seed)
+ROBUSTNESS_AGG = "robustness_agg"  # mean / std / 95% CI over seeds
+CHECKS = "checks"  # evaluation sanity checks (Carlini et al. 2019)
+EXTRACTORS = "extractors"  # domain feature extractors used for FID
+GAN = "gan"  # one row per (gan, seed, step)
+GAN_AGG = "gan_agg"
+THROUGHPUT = "throughput"  # one row per throughput configuration and seed
+THROUGHPUT_AGG = "throughput_agg"
+
+CELL_ID = "cell_id"  # added to every record row by the store
