@@ -1,0 +1,57 @@
+"""The pieces a report is made of, independent of the output format."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+
+@dataclass
+class Text:
+    markdown: str
+
+
+@dataclass
+class Warning_:
+    message: str  # shown highlighted: a failed sanity check, a failed cell
+
+
+@dataclass
+class Table:
+    df: pd.DataFrame
+    caption: str = ""
+    digits: int = 3  # rounding for display only; the stored tables keep full precision
+    highlight_column: str | None = None  # rows whose value here is truthy are highlighted
+
+
+@dataclass
+class Figure:
+    name: str  # file stem under plots/
+    png: bytes
+    caption: str = ""
+
+
+@dataclass
+class Section:
+    title: str
+    blocks: list = field(default_factory=list)
+
+
+def figure_png(fig) -> bytes:
+    """Render a matplotlib figure to PNG bytes and close it."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def rounded(df: pd.DataFrame, digits: int) -> pd.DataFrame:
+    out = df.copy()
+    for col in out.columns:
+        if pd.api.types.is_float_dtype(out[col]):
+            out[col] = out[col].round(digits)
+    return out

@@ -1,0 +1,40 @@
+"""What ran, on what, how long, and what failed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bench.report.blocks import Section, Table, Text, Warning_
+from bench.store import schema as S
+
+
+def sections(store, baseline) -> list[Section]:
+    m = store.read_manifest()
+    dev = m["provenance"]["device"]
+    counts = m.get("counts", {})
+    cells = store.read_table(S.CELLS)
+    lines = [
+        f"# {m['suite']['name']} — run `{m['run_id']}`",
+        "",
+        f"- **Status:** {m['status']} ({counts.get('ok', '?')} of {counts.get('total', '?')} cells ok, "
+        f"{counts.get('failed', 0)} failed)",
+        f"- **Device:** {dev['device']} ({dev.get('device_name', '')}), {dev.get('torch_threads')} torch threads",
+        f"- **Executor:** {m['executor']}; **seeds:** {m['seeds']}",
+        f"- **Started:** {m['started_utc']} UTC; **wall time:** {_wall(m)}",
+    ]
+    blocks = [Text("\n".join(lines))]
+    if not cells.empty:
+        by_kind = cells.groupby(["kind", "status"]).agg(cells=("id", "count"), seconds=("seconds", "sum"))
+        blocks.append(Table(by_kind.reset_index(), "Cells by kind", digits=1))
+        for row in cells[cells["status"] == "failed"].itertuples():
+            blocks.append(Warning_(f"cell `{row.label}` failed: {row.reason}"))
+    return [Section("Summary", blocks)]
+
+
+def _wall(m: dict) -> str:
+    if not m.get("finished_utc"):
+        return "unfinished"
+    seconds = sum(
+        (datetime.fromisoformat(s["finished_utc"]) - datetime.fromisoformat(s["started_utc"])).total_seconds()
+        for s in m.get("sessions", []) if s.get("finished_utc"))
+    return f"{seconds:.1f} s"
