@@ -1,0 +1,96 @@
+"""The peak FLOP/s that achieved FLOP/s is compared with.
+
+- CUDA: a small table of dense (no structured sparsity) peaks from the vendors' datasheets, per
+  precision: "fp32" is the non-tensor-core FP32 peak (PyTorch's default matmul precision;
+  cuDNN convolutions may use TF32 and beat it), "bf16"/"fp16" the tensor-core peak with FP32
+  accumulate. A suite's `peak_tflops` overrides the table.
+- CPU: the best fp32 matmul rate measured on this machine in this process (cached per process
+  and thread count), so CPU "MFU" means "fraction of what a big fp32 matmul reaches here".
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import time
+from dataclasses import dataclass
+
+import torch
+
+# (regex on torch.cuda.get_device_name(), label, {precision: dense peak TFLOP/s}); first match wins,
+# so the more specific names come first.
+GPU_PEAKS: list[tuple[str, str, dict[str, float]]] = [
+    (r"H100.*(PCIe|NVL)", "H100 PCIe", {"fp32": 51.2, "bf16": 756.0, "fp16": 756.0}),
+    (r"H100|H200|GH200", "H100 SXM", {"fp32": 66.9, "bf16": 989.4, "fp16": 989.4}),
+    (r"A100", "A100", {"fp32": 19.5, "bf16": 312.0, "fp16": 312.0}),
+    (r"\bA10G\b", "A10G", {"fp32": 31.2, "bf16": 70.0, "fp16": 70.0}),  # AWS part; no NVIDIA datasheet
+    (r"\bA10\b", "A10", {"fp32": 31.2, "bf16": 125.0, "fp16": 125.0}),
+    (r"L40S", "L40S", {"fp32": 91.6, "bf16": 362.1, "fp16": 362.1}),
+    (r"\bL4\b", "L4", {"fp32": 30.3, "bf16": 121.0, "fp16": 121.0}),
+    (r"RTX 4090", "RTX 4090", {"fp32": 82.6, "bf16": 165.2, "fp16": 165.2}),
+    (r"RTX 3090", "RTX 3090", {"fp32": 35.6, "bf16": 71.0, "fp16": 71.0}),
+    (r"RTX A6000", "RTX A6000", {"fp32": 38.7, "bf16": 154.8, "fp16": 154.8}),
+    (r"V100.*PCIe", "V100 PCIe", {"fp32": 14.0, "fp16": 112.0}),  # no bf16 before Ampere
+    (r"V100", "V100 SXM2", {"fp32": 15.7, "fp16": 125.0}),
+    (r"\bT4\b", "T4", {"fp32": 8.1, "fp16": 65.0}),
+]
+
+CPU_MATMUL_SIZE = 1024  # n for the n×n @ n×n fp32 matmul whose best rate is the CPU peak
+CPU_MATMUL_REPEATS = 12
+
+
+@dataclass(frozen=True)
+class Peak:
+    tflops: float | None  # None: unknown (then MFU is NaN)
+    source: str  # where the number comes from, stored in the row as peak_source
+
+
+def gpu_peak(device_name: str, precision: str) -> Peak:
+    for pattern, label, peaks in GPU_PEAKS:
+        if re.search(pattern, device_name):
+            if precision in peaks:
+                return Peak(peaks[precision], f"table:{label}:{precision}")
+            return Peak(None, f"table:{label} lists no {precision} peak")
+    return Peak(None, f"unknown GPU {device_name!r}; set peak_tflops in the suite")
+
+
+def peak_for(device: str | torch.device, device_name: str, precision: str,
+             override_tflops: float | None = None) -> Peak:
+    """The peak for MFU: the suite's override, else the GPU table, else the measured CPU peak."""
+    if override_tflops is not None:
+        return Peak(float(override_tflops), "suite:peak_tflops")
+    if torch.device(device).type == "cuda":
+        return gpu_peak(device_name, precision)
+    if torch.device(device).type == "cpu":
+        tflops = cpu_matmul_peak_tflops(torch.get_num_threads())
+        return Peak(tflops, f"measured:cpu-fp32-matmul-{CPU_MATMUL_SIZE} "
+                            f"({torch.get_num_threads()} threads, best of {CPU_MATMUL_REPEATS})")
+    return Peak(None, f"no peak known for device type {torch.device(device).type!r}")
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_matmul_peak_tflops(threads: int, n: int = CPU_MATMUL_SIZE,
+                           repeats: int = CPU_MATMUL_REPEATS) -> float:
+    """Best fp32 TFLOP/s of an n×n matmul with `threads` torch threads, measured once per process.
+
+    The best repeat, not the median: a peak is what the machine can do, and on a shared machine
+    the slower repeats measure the neighbours. `threads` is part of the cache key (and must be
+    the current thread count) because the peak scales with it.
+    """
+    if threads != torch.get_num_threads():
+        raise ValueError(f"asked for the {threads}-thread peak but torch uses "
+                         f"{torch.get_num_threads()} threads")
+    return measure_matmul_tflops(n, repeats, torch.float32, "cpu")
+
+
+def measure_matmul_tflops(n: int, repeats: int, dtype: torch.dtype, device: str) -> float:
+    """Best TFLOP/s over `repeats` n×n @ n×n matmuls (2·n³ FLOPs each), after two warm-ups."""
+    from bench.throughput.timing import time_repeats
+
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=gen).to(device=device, dtype=dtype)
+    b = torch.randn(n, n, generator=gen).to(device=device, dtype=dtype)
+    out = torch.empty(n, n, device=device, dtype=dtype)
+    times = time_repeats(lambda: torch.mm(a, b, out=out), device, warmup=2, repeats=repeats,
+                         clock=time.perf_counter)
+    return 2.0 * n**3 / min(times) / 1e12
