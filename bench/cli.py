@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", help="override [suite].device (auto, cpu, cuda, cuda:N)")
     run.add_argument("--cache-dir", type=Path,
                      help=f"trained weights and FID statistics (default: RESULTS_DIR/{defaults.CACHE_SUBDIR})")
-    run.add_argument("--no-progress", dest="progress", action="store_false")
+    run.add_argument("--no-progress", dest="progress", action="store_false",
+                     help="no progress bars (they are off anyway when stderr is not a terminal)")
     run.add_argument("--no-report", dest="report", action="store_false")
 
     val = sub.add_parser("validate", help="check a suite file without running anything")
@@ -69,7 +70,8 @@ def cmd_run(args) -> int:
     options = {"address": args.ray_address} if args.ray_address else {}
     outcome = run_suite(args.suite, results_dir=args.results_dir, run_id=args.run_id,
                         resume=args.resume, executor=args.executor, executor_options=options,
-                        device=args.device, cache_dir=args.cache_dir, progress=args.progress,
+                        device=args.device, cache_dir=args.cache_dir,
+                        progress=args.progress and sys.stderr.isatty(),
                         report=args.report)
     print(f"{outcome.status}: {outcome.ok} cells ok, {outcome.failed} failed -> {outcome.run_dir}")
     if outcome.failed:

@@ -40,12 +40,17 @@ def resolve_device(requested: str) -> str:
 
 
 def versions() -> dict[str, str | None]:
+    import torch
+    import torchvision
+
     out = {"python": platform.python_version()}
     for name in PACKAGES:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = None
+    # The local version tag says which build (e.g. +cu130, +cpu); metadata drops it.
+    out |= {"torch": torch.__version__, "torchvision": torchvision.__version__}
     return out
 
 

@@ -12,6 +12,11 @@ from bench.report.blocks import Section
 from bench.store.run_store import RunStore
 
 
+def report_title(run_dir: Path) -> str:
+    m = RunStore(run_dir).read_manifest()
+    return f"{m['suite']['name']} — run {m['run_id']}"
+
+
 def build_sections(run_dir: Path, baseline: Path | None = None) -> list[Section]:
     from bench.report.sections import SECTION_BUILDERS
 
@@ -29,10 +34,11 @@ def write_report(run_dir: str | Path, baseline: str | Path | None = None) -> lis
 
     run_dir = Path(run_dir)
     sections = build_sections(run_dir, Path(baseline) if baseline else None)
-    written = [write_markdown(run_dir, sections)]
+    title = report_title(run_dir)
+    written = [write_markdown(run_dir, title, sections)]
     try:
         from bench.report.html import write_html
     except ImportError:  # the HTML renderer is optional until it lands
         return written
-    written.append(write_html(run_dir, sections))
+    written.append(write_html(run_dir, sections))  # TODO(lead): pass title once html.py lands
     return written

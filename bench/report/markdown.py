@@ -8,8 +8,8 @@ from bench.report.blocks import Figure, Section, Table, Text, Warning_, rounded
 from bench.store.atomic import atomic_write_bytes, atomic_write_text
 
 
-def write_markdown(run_dir: Path, sections: list[Section]) -> Path:
-    lines: list[str] = []
+def write_markdown(run_dir: Path, title: str, sections: list[Section]) -> Path:
+    lines: list[str] = [f"# {title}", ""]
     for section in sections:
         lines += [f"## {section.title}", ""]
         for block in section.blocks:

@@ -14,8 +14,6 @@ def sections(store, baseline) -> list[Section]:
     counts = m.get("counts", {})
     cells = store.read_table(S.CELLS)
     lines = [
-        f"# {m['suite']['name']} — run `{m['run_id']}`",
-        "",
         f"- **Status:** {m['status']} ({counts.get('ok', '?')} of {counts.get('total', '?')} cells ok, "
         f"{counts.get('failed', 0)} failed)",
         f"- **Device:** {dev['device']} ({dev.get('device_name', '')}), {dev.get('torch_threads')} torch threads",
