@@ -1,0 +1,124 @@
+"""A Comparison as text, Markdown or JSON. Rounding happens here, for display only."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+
+from bench.compare.result import Comparison, MetricRow
+from bench.compare.stats import REGRESSED
+from bench.errors import UserError
+
+COLUMNS = ["verdict", "metric", "config", "n", "baseline", "candidate", "Δ", "Δ%", "test", "p"]
+FORMATS = ("text", "markdown", "json")
+
+
+def render(c: Comparison, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(_json_safe(c.to_dict()), indent=1, sort_keys=True) + "\n"
+    if fmt not in FORMATS:
+        raise UserError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    table = display_frame(c)
+    md = fmt == "markdown"
+    lines = ["## bench compare" if md else "bench compare", ""]
+    lines += _bullets(header_lines(c), md)
+    lines.append("")
+    if not table.empty:
+        lines += [_markdown_table(table) if md else _text_table(table), ""]
+    lines += _bullets(footer_lines(c), md)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def header_lines(c: Comparison) -> list[str]:
+    (vb, vc) = c.schema_versions
+    lines = [f"baseline: {c.baseline} (schema v{vb})", f"candidate: {c.candidate} (schema v{vc})",
+             f"cells: {c.matched} in both runs, {len(c.only_baseline)} only in the baseline, "
+             f"{len(c.only_candidate)} only in the candidate"]
+    lines += [f"only in the baseline: {i} ({label})" for i, label in c.only_baseline]
+    lines += [f"only in the candidate: {i} ({label})" for i, label in c.only_candidate]
+    lines += [f"machine: {n}" for n in c.machine_notes]
+    lines += [f"note: {n}" for n in c.notes]
+    if c.rule_sources:
+        lines.append(f"rules: defaults overridden by {', '.join(c.rule_sources)}")
+    return lines
+
+
+def footer_lines(c: Comparison) -> list[str]:
+    lines = [f"FAILED in the candidate (ok in the baseline): cell {f.cell_id} ({f.label}): {f.reason}"
+             for f in c.failed]
+    for r in c.regressions:
+        cells = ", ".join(f"{i} ({label})" for i, label in zip(r.cells, r.labels))
+        lines.append(f"REGRESSED {r.metric} [{r.table} {r.config_text()}]: "
+                     f"{fmt_number(r.baseline)} -> {fmt_number(r.candidate)} "
+                     f"({r.test}, p={fmt_p(r.p_value)}); cells: {cells}")
+    counts = {}
+    for r in c.rows:
+        counts[r.verdict] = counts.get(r.verdict, 0) + 1
+    summary = ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) or "no metrics compared"
+    lines.append(f"result: {summary}; exit {c.exit_code}")
+    return lines
+
+
+def display_frame(c: Comparison) -> pd.DataFrame:
+    """The metric table with display strings (what text, Markdown and the report show)."""
+    rows = [_display_row(r) for r in c.rows]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _display_row(r: MetricRow) -> dict:
+    return {"verdict": r.verdict, "metric": r.metric, "config": f"{r.table} {r.config_text()}",
+            "n": f"{r.n_baseline}/{r.n_candidate}", "baseline": fmt_number(r.baseline),
+            "candidate": fmt_number(r.candidate), "Δ": fmt_number(r.delta, signed=True),
+            "Δ%": "" if math.isnan(r.delta_pct) else f"{r.delta_pct:+.1f}%",
+            "test": r.test, "p": fmt_p(r.p_value)}
+
+
+def fmt_number(x: float, signed: bool = False) -> str:
+    if x is None or not math.isfinite(x):
+        return ""
+    sign = "+" if signed else ""
+    if abs(x) >= 1e5:
+        return f"{x:{sign},.0f}"
+    if abs(x) >= 100:
+        return f"{x:{sign}.1f}"
+    return f"{x:{sign}.4g}"
+
+
+def fmt_p(p: float | None) -> str:
+    if p is None:
+        return ""
+    return "<1e-4" if p < 1e-4 else f"{p:.3g}"
+
+
+def _bullets(lines: list[str], md: bool) -> list[str]:
+    return [f"- {line}" if md else f"  {line}" for line in lines]
+
+
+def _text_table(df: pd.DataFrame) -> str:
+    cells = [list(df.columns)] + [[str(v) for v in row] for row in df.itertuples(index=False)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(df.columns))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells)
+
+
+def _markdown_table(df: pd.DataFrame) -> str:
+    out = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
+    for row in df.itertuples(index=False):
+        vals = [str(v).replace("|", "\\|") for v in row]
+        if row[0] == REGRESSED:
+            vals = [f"**{v}**" if v else v for v in vals]
+        out.append("| " + " | ".join(vals) + " |")
+    return "\n".join(out)
+
+
+def _json_safe(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "item"):
+        return _json_safe(value.item())
+    return value

@@ -1,0 +1,190 @@
+"""Which metrics `bench compare` gates, their direction and tolerances: defaults in one place.
+
+A rule says which way is better and how big a change must be before it counts:
+
+    within tolerance  <=>  |candidate - baseline| <= max(abs_tol, rel_tol * |baseline|)
+
+(a change within EITHER the absolute or the relative tolerance is "unchanged"), and `alpha`
+is the significance level of the test across seeds or repeats (bench.compare.stats).
+
+Overrides, later ones win field by field:
+  1. DEFAULT_RULES below;
+  2. the candidate suite's `[compare]` table (the suite text is kept in each run's manifest);
+  3. a `--rules rules.toml` file with `[metric] direction=..., rel_tol=..., abs_tol=..., alpha=...`.
+A key may name a metric everywhere (`[images_per_s]`) or in one table only
+(`[throughput.images_per_s]`, or `[compare."throughput.images_per_s"]` in a suite).
+Unknown metrics and unknown keys are rejected like in the suite file (exit 2).
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from bench.errors import SuiteError, UserError
+from bench.store import schema as S
+from bench.suite.schema import MetricRule
+
+DEFAULT_ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class Rule:
+    direction: str  # "higher" | "lower": which way is better
+    rel_tol: float = 0.0
+    abs_tol: float = 0.0
+    alpha: float = DEFAULT_ALPHA
+
+    def tolerance(self, baseline: float) -> float:
+        return max(self.abs_tol, self.rel_tol * abs(baseline))
+
+
+# Defaults, by metric name ("table.metric" for one table only). Accuracies are fractions in [0, 1], so abs_tol=0.01 is one point.
+DEFAULT_RULES: dict[str, Rule] = {
+    "clean_acc": Rule("higher", abs_tol=0.01),
+    "robust_acc": Rule("higher", abs_tol=0.01),
+    "attack_success_rate": Rule("lower", abs_tol=0.01),
+    "fid": Rule("lower", rel_tol=0.05),
+    "kid_mean": Rule("lower", rel_tol=0.10, abs_tol=1e-3),
+    "isc_mean": Rule("higher", rel_tol=0.05),
+    "precision": Rule("higher", abs_tol=0.02),
+    "recall": Rule("higher", abs_tol=0.02),
+    "images_per_s": Rule("higher", rel_tol=0.05),
+    "train_images_per_s": Rule("higher", rel_tol=0.05),
+    "seconds": Rule("lower", rel_tol=0.5),
+    "peak_memory_bytes": Rule("lower", rel_tol=0.05),
+    # Speed measured once per cell while evaluating or training (no warm-up, no repeats) is
+    # far noisier than the throughput benchmark's, so only large changes count.
+    "robustness.images_per_s": Rule("higher", rel_tol=0.5),
+    "gan.train_images_per_s": Rule("higher", rel_tol=0.5),
+}
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """Where a metric lives and how its samples are formed."""
+
+    table: str
+    name: str
+    device_bound: bool = False  # a speed/memory figure: only gated on the same device
+    per_cell: bool = False  # one value per cell (repeated on each row), e.g. clean accuracy
+
+
+# What compare looks at, table by table. Other columns are diagnostics or derived figures.
+METRICS: dict[str, list[MetricSpec]] = {
+    S.ROBUSTNESS: [MetricSpec(S.ROBUSTNESS, "clean_acc", per_cell=True),
+                   MetricSpec(S.ROBUSTNESS, "robust_acc"),
+                   MetricSpec(S.ROBUSTNESS, "attack_success_rate"),
+                   MetricSpec(S.ROBUSTNESS, "images_per_s", device_bound=True, per_cell=True),
+                   MetricSpec(S.ROBUSTNESS, "seconds", device_bound=True, per_cell=True)],
+    S.GAN: [MetricSpec(S.GAN, m) for m in ("fid", "kid_mean", "isc_mean", "precision", "recall")]
+    + [MetricSpec(S.GAN, "train_images_per_s", device_bound=True),
+       MetricSpec(S.GAN, "seconds", device_bound=True)],
+    S.THROUGHPUT: [MetricSpec(S.THROUGHPUT, "images_per_s", device_bound=True),
+                   MetricSpec(S.THROUGHPUT, "peak_memory_bytes", device_bound=True)],
+}
+KNOWN_NAMES = sorted({s.name for specs in METRICS.values() for s in specs}
+                     | {f"{s.table}.{s.name}" for specs in METRICS.values() for s in specs})
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """Resolved rules: plain metric names plus table-qualified overrides ("table.metric")."""
+
+    overrides: dict[str, MetricRule]  # merged user overrides, by key as written
+    sources: tuple[str, ...] = ()  # where overrides came from, for the output
+
+    def rule_for(self, table: str, metric: str) -> Rule:
+        rule = DEFAULT_RULES.get(f"{table}.{metric}", DEFAULT_RULES[metric])
+        for key in (metric, f"{table}.{metric}"):
+            if key in self.overrides:
+                fields = self.overrides[key].model_dump(exclude_none=True)
+                rule = replace(rule, **fields)
+        return rule
+
+
+def resolve_rules(suite_text: str | None, rules_path: Path | None,
+                  suite_label: str = "suite [compare]") -> RuleSet:
+    overrides: dict[str, MetricRule] = {}
+    sources = []
+    if suite_text:
+        table = _suite_compare_table(suite_text, suite_label)
+        if table:
+            _merge(overrides, validate_rules(table, suite_label, suite_text, prefix=("compare",)))
+            sources.append(suite_label)
+    if rules_path is not None:
+        _merge(overrides, load_rules_file(rules_path))
+        sources.append(str(rules_path))
+    return RuleSet(overrides, tuple(sources))
+
+
+def load_rules_file(path: Path) -> dict[str, MetricRule]:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SuiteError(path, "<file>", "no such rules file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SuiteError(path, "<file>", f"cannot read the rules file ({exc})") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SuiteError(path, "<toml>", f"invalid TOML: {exc}") from None
+    return validate_rules(raw, path, text)
+
+
+def validate_rules(raw: dict, source, text: str = "", prefix: tuple = ()) -> dict[str, MetricRule]:
+    """{"metric" or "table.metric" -> MetricRule}; nested `[table.metric]` tables are flattened."""
+    from bench.suite.load import find_line
+
+    flat: dict[str, object] = {}
+    for key, value in raw.items():
+        if key in METRICS and isinstance(value, dict) and value and all(
+                isinstance(v, dict) for v in value.values()):
+            flat |= {f"{key}.{m}": v for m, v in value.items()}
+        else:
+            flat[key] = value
+    out = {}
+    for key, value in flat.items():
+        loc = prefix + tuple(key.split("."))
+        if key not in KNOWN_NAMES:
+            hint = difflib.get_close_matches(key, KNOWN_NAMES, n=1)
+            did_you_mean = f"; did you mean {hint[0]!r}?" if hint else ""
+            raise SuiteError(source, ".".join(loc), f"unknown metric {key!r}{did_you_mean} "
+                             f"(known: {', '.join(KNOWN_NAMES)})", find_line(text, loc))
+        if not isinstance(value, dict):
+            raise SuiteError(source, ".".join(loc), "expected a table like "
+                             "[metric] direction=\"higher\", rel_tol=0.05", find_line(text, loc))
+        try:
+            out[key] = MetricRule.model_validate(value)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = loc + tuple(str(p) for p in err["loc"])
+            message = ("unknown key (expected direction, rel_tol, abs_tol or alpha)"
+                       if err["type"] == "extra_forbidden" else err["msg"])
+            raise SuiteError(source, ".".join(where), message, find_line(text, where)) from None
+    return out
+
+
+def _suite_compare_table(suite_text: str, label: str) -> dict:
+    try:
+        raw = tomllib.loads(suite_text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{label}: the suite text stored in the manifest is not valid TOML "
+                        f"({exc})") from None
+    table = raw.get("compare", {})
+    if not isinstance(table, dict):
+        raise UserError(f"{label}: [compare] must be a table of metric rules")
+    return table
+
+
+def _merge(into: dict[str, MetricRule], new: dict[str, MetricRule]) -> None:
+    for key, rule in new.items():
+        if key in into:
+            rule = MetricRule(**(into[key].model_dump(exclude_none=True)
+                                 | rule.model_dump(exclude_none=True)))
+        into[key] = rule
