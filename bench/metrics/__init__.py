@@ -1,0 +1,1 @@
+"""Metrics computed from predictions and features (robustness; FID and friends elsewhere)."""
