@@ -42,6 +42,6 @@ def build_tables(cells: dict[str, CellRecord]) -> dict[str, pd.DataFrame]:
 
 
 def cells_table(cells: dict[str, CellRecord]) -> pd.DataFrame:
-    cols = ["id", "kind", "label", "status", "reason", "started_utc", "finished_utc", "seconds",
-            "attempts"]
-    return pd.DataFrame([{c: getattr(r, c) for c in cols} for r in cells.values()], columns=cols)
+    cols = ["kind", "label", "status", "reason", "started_utc", "finished_utc", "seconds", "attempts"]
+    rows = [{S.CELL_ID: r.id} | {c: getattr(r, c) for c in cols} for r in cells.values()]
+    return pd.DataFrame(rows, columns=[S.CELL_ID] + cols)

@@ -13,6 +13,7 @@ from bench.errors import UserError
 
 COLUMNS = ["verdict", "metric", "config", "n", "baseline", "candidate", "Δ", "Δ%", "test", "p"]
 FORMATS = ("text", "markdown", "json")
+MAX_LISTED = 10  # cells listed per side in text and Markdown
 
 
 def render(c: Comparison, fmt: str) -> str:
@@ -36,8 +37,11 @@ def header_lines(c: Comparison) -> list[str]:
     lines = [f"baseline: {c.baseline} (schema v{vb})", f"candidate: {c.candidate} (schema v{vc})",
              f"cells: {c.matched} in both runs, {len(c.only_baseline)} only in the baseline, "
              f"{len(c.only_candidate)} only in the candidate"]
-    lines += [f"only in the baseline: {i} ({label})" for i, label in c.only_baseline]
-    lines += [f"only in the candidate: {i} ({label})" for i, label in c.only_candidate]
+    for side, cells in (("baseline", c.only_baseline), ("candidate", c.only_candidate)):
+        lines += [f"only in the {side}: {i} ({label})" for i, label in cells[:MAX_LISTED]]
+        if len(cells) > MAX_LISTED:
+            lines.append(f"... and {len(cells) - MAX_LISTED} more only in the {side} "
+                         "(all are in --format json)")
     lines += [f"machine: {n}" for n in c.machine_notes]
     lines += [f"note: {n}" for n in c.notes]
     if c.rule_sources:

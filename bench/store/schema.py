@@ -3,10 +3,12 @@
 Floats are stored unrounded; only reports round.
 """
 
-SCHEMA_VERSION = 1
+# v1: the cells table's key column was `id`; v2: it is `cell_id`, like every other table's.
+# Readers of older runs migrate them in memory: bench/store/migrate.py.
+SCHEMA_VERSION = 2
 
 # Tables a run may hold (Parquet + CSV under tables/).
-CELLS = "cells"  # one row per cell: id, kind, label, status, reason, seconds
+CELLS = "cells"  # one row per cell: cell_id, kind, label, status, reason, seconds
 TRAINING = "training"  # per-epoch training history (incl. catastrophic-overfitting watch)
 ROBUSTNESS = "robustness"  # one row per (model, attack, epsilon, seed)
 ROBUSTNESS_AGG = "robustness_agg"  # mean / std / 95% CI over seeds
