@@ -312,3 +312,13 @@ def test_cells_table_without_its_key_is_incompatible(tmp_path, capsys):
     edit_table(run, S.CELLS, lambda df: df.rename(columns={S.CELL_ID: "key"}))
     code, _, err = bench_compare(capsys, V2, run)
     assert code == 2 and "incompatible results" in err
+
+
+def test_runs_without_a_journal_are_matched_by_row_keys(tmp_path):
+    import shutil
+
+    cand = copy_run(V2, tmp_path / "cand")
+    lower_robust_acc(cand)
+    shutil.rmtree(cand / "cells")
+    c = compare_runs(V2, cand)
+    assert {r.metric for r in c.regressions} == {"robust_acc"} and len(c.regressions) == 3

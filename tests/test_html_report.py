@@ -61,11 +61,14 @@ class Browser:
             os.dup2(a, 3)
             os.dup2(b, 4)
 
-        self.proc = subprocess.Popen(
-            [executable, *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}",
-             "--remote-debugging-pipe", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            close_fds=False, preexec_fn=to_fds_3_and_4)
+        profile_dir.mkdir(parents=True, exist_ok=True)
+        self.log = profile_dir.parent / f"{profile_dir.name}-chromium.log"  # a file: never blocks
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                [executable, *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}",
+                 "--remote-debugging-pipe", "about:blank"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                close_fds=False, preexec_fn=to_fds_3_and_4)
         os.close(cmd_read)
         os.close(out_write)
         self._buf = b""
@@ -105,7 +108,7 @@ class Browser:
                 raise TimeoutError(f"chromium did not answer within {self.timeout} s")
             chunk = os.read(self._out_read, 1 << 20)
             if not chunk:
-                err = self.proc.stderr.read().decode(errors="replace")[-2000:]
+                err = self.log.read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"chromium exited (code {self.proc.poll()}): {err}")
             self._buf += chunk
         raw, _, self._buf = self._buf.partition(b"\0")
@@ -125,7 +128,6 @@ class Browser:
                 self.proc.wait()
             os.close(self._cmd_write)
             os.close(self._out_read)
-            self.proc.stderr.close()
 
 
 def open_in_chromium(executable: str, page: Path, screenshot: Path, profile_dir: Path) -> dict:

@@ -72,8 +72,10 @@ def _cell_status(run: RunView) -> dict[str, tuple[str, str, str]]:
 
 def collect_samples(base: RunView, cand: RunView, common: list[str]) -> list[Samples]:
     out = []
+    use_journal = bool(base.journal) and bool(cand.journal)  # else group by row keys alone
     for table, specs in METRICS.items():
-        b_rows, c_rows = _rows(base, table, common), _rows(cand, table, common)
+        b_rows = _rows(base, table, common, use_journal)
+        c_rows = _rows(cand, table, common, use_journal)
         if b_rows.empty or c_rows.empty:
             continue
         for spec in specs:
@@ -82,7 +84,7 @@ def collect_samples(base: RunView, cand: RunView, common: list[str]) -> list[Sam
     return out
 
 
-def _rows(run: RunView, table: str, common: list[str]) -> pd.DataFrame:
+def _rows(run: RunView, table: str, common: list[str], use_journal: bool) -> pd.DataFrame:
     df = run.table(table)
     if df.empty or S.CELL_ID not in df.columns:
         return pd.DataFrame()
@@ -91,8 +93,8 @@ def _rows(run: RunView, table: str, common: list[str]) -> pd.DataFrame:
         df = df[~df["skipped"].fillna(False).astype(bool)]
     if table == S.GAN and "step" in df.columns:  # judge the final model, not the way there
         df = df[df["step"] == df.groupby(S.CELL_ID)["step"].transform("max")]
-    configs = {i: _config_group(r.kind, r.config) for i, r in run.journal.items()}
-    df["_group"] = df[S.CELL_ID].map(configs).fillna("")
+    configs = {i: _config_group(r.kind, r.config) for i, r in run.journal.items()} if use_journal else {}
+    df["_group"] = [configs.get(i, "") for i in df[S.CELL_ID]]
     return df
 
 
