@@ -30,15 +30,10 @@ def build_sections(run_dir: Path, baseline: Path | None = None) -> list[Section]
 
 def write_report(run_dir: str | Path, baseline: str | Path | None = None) -> list[Path]:
     """Write report.md (+ plots/) and report.html into the run folder; return their paths."""
+    from bench.report.html import write_html
     from bench.report.markdown import write_markdown
 
     run_dir = Path(run_dir)
     sections = build_sections(run_dir, Path(baseline) if baseline else None)
     title = report_title(run_dir)
-    written = [write_markdown(run_dir, title, sections)]
-    try:
-        from bench.report.html import write_html
-    except ImportError:  # the HTML renderer is optional until it lands
-        return written
-    written.append(write_html(run_dir, sections))  # TODO(lead): pass title once html.py lands
-    return written
+    return [write_markdown(run_dir, title, sections), write_html(run_dir, title, sections)]

@@ -22,7 +22,7 @@ def sections(store, baseline) -> list[Section]:
     ]
     blocks = [Text("\n".join(lines))]
     if not cells.empty:
-        by_kind = cells.groupby(["kind", "status"]).agg(cells=("id", "count"), seconds=("seconds", "sum"))
+        by_kind = cells.groupby(["kind", "status"]).agg(cells=(S.CELL_ID, "count"), seconds=("seconds", "sum"))
         blocks.append(Table(by_kind.reset_index(), "Cells by kind", digits=1))
         for row in cells[cells["status"] == "failed"].itertuples():
             blocks.append(Warning_(f"cell `{row.label}` failed: {row.reason}"))
