@@ -104,9 +104,7 @@ def train_classifier(
         overfit = False
         if adversarial:
             pgd_acc = _heldout_pgd_accuracy(model, check_x, check_y, epsilon, seed)
-            collapsed = pgd_acc < CO_NEAR_ZERO or (
-                best_pgd >= CO_MIN_BEST and pgd_acc < CO_RELATIVE * best_pgd)
-            overfit = bool(collapsed and train_acc >= CO_MIN_TRAIN_ACC)
+            overfit = catastrophic_overfit(train_acc, pgd_acc, best_pgd)
         history.append({
             "epoch": epoch,
             "train_loss": loss_sum / seen,
@@ -130,6 +128,13 @@ def train_classifier(
     bar.close()
     model.eval()
     return history
+
+
+def catastrophic_overfit(train_acc: float, pgd_acc: float, best_pgd_before: float) -> bool:
+    """The rule above: high accuracy on the training perturbations, collapsed PGD accuracy."""
+    collapsed = pgd_acc < CO_NEAR_ZERO or (
+        best_pgd_before >= CO_MIN_BEST and pgd_acc < CO_RELATIVE * best_pgd_before)
+    return bool(collapsed and train_acc >= CO_MIN_TRAIN_ACC)
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: str) -> float:

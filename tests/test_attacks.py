@@ -1,0 +1,142 @@
+"""The attack adapters: the shared-gradient FGSM sweep equals torchattacks.FGSM per ε, exactly."""
+
+import math
+
+import pytest
+import torch
+import torchattacks
+
+from bench.attacks import ATTACKS
+from bench.attacks.fgsm import fgsm_sweep
+from bench.attacks.pgd import pgd_attack, pgd_sweep
+from bench.cells import CellResult, RunEnv
+from bench.cells.robustness import run_robustness_cell
+from bench.data import ImageData, load_dataset
+from bench.models.build import build_classifier
+from bench.training.loop import train_classifier
+
+DIGITS = {"name": "digits", "kind": "digits", "seed": 0, "test_fraction": 0.25, "root": None,
+          "download": False, "image_size": None, "channels": None, "limit_train": None,
+          "limit_test": None}
+EPSILONS = [0.0, 0.01, 8 / 255, 0.05, 0.1, 0.2, 0.3]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # Tiny models: a second intra-op thread only adds synchronisation, which on a busy 2-core
+    # machine costs far more than it saves.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A small CNN (with BatchNorm, so eval mode matters) trained briefly on the digits."""
+    train, test = load_dataset(DIGITS, "train"), load_dataset(DIGITS, "test")
+    torch.manual_seed(0)
+    model = build_classifier({"arch": "small-cnn", "normalize": {"mean": [0.3], "std": [0.4]}},
+                             (1, 8, 8), 10)
+    cfg = {"recipe": "standard", "epochs": 2, "lr": 2e-3, "batch_size": 128, "optimizer": "adam"}
+    heldout = ImageData(test.x[:50], test.y[:50], 10, "digits")
+    train_classifier(model, train, heldout, cfg, seed=0, device="cpu")
+    return model.eval(), test.x[:300], test.y[:300]
+
+
+def reference_fgsm_predictions(model, x, y, eps, batch_size):
+    """What a user gets calling torchattacks.FGSM once per ε over the same batches."""
+    preds = []
+    for start in range(0, len(y), batch_size):
+        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        adv = torchattacks.FGSM(model, eps=eps)(xb, yb)
+        with torch.no_grad():
+            preds.append(model(adv).argmax(1))
+    return torch.cat(preds)
+
+
+@pytest.mark.parametrize("batch_size", [64, 300])
+def test_fgsm_sweep_equals_torchattacks_fgsm_per_epsilon(trained, batch_size):
+    model, x, y = trained
+    results = fgsm_sweep(model, x, y, EPSILONS, batch_size, "cpu")
+    assert [r.epsilon for r in results] == EPSILONS
+    for eps, res in zip(EPSILONS, results):
+        expected = reference_fgsm_predictions(model, x, y, eps, batch_size)
+        assert torch.equal(res.adv_pred, expected), f"ε={eps}"
+        assert res.attack_repr == repr(torchattacks.FGSM(model, eps=eps))
+        assert res.eval_mode
+    # Not a vacuous comparison: the model is trained and the attack really flips predictions.
+    accs = [(r.adv_pred == y).float().mean().item() for r in results]
+    assert accs[0] > 0.8 and accs[-1] < accs[0] - 0.3
+
+
+def test_fgsm_sweep_attacks_in_eval_mode_and_restores_train_mode(trained):
+    model, x, y = trained
+    model.train()
+    try:
+        (res,) = fgsm_sweep(model, x, y, [0.1], 128, "cpu")
+        assert model.training  # restored
+        assert res.eval_mode
+        model.eval()
+        assert torch.equal(res.adv_pred, reference_fgsm_predictions(model, x, y, 0.1, 128))
+    finally:
+        model.eval()
+
+
+def test_perturbations_stay_in_the_epsilon_ball(trained):
+    model, x, y = trained
+    for res in fgsm_sweep(model, x, y, EPSILONS, 128, "cpu"):
+        assert res.linf.max().item() <= res.epsilon + 1e-6
+    for res in pgd_sweep(model, x, y, [0.0, 0.1], 128, "cpu", steps=3):
+        assert res.linf.max().item() <= res.epsilon + 1e-6
+    zero_frac = fgsm_sweep(model, x, y, [0.1], 128, "cpu")[0].zero_grad_frac
+    assert 0.0 <= zero_frac < 0.5
+
+
+def test_pgd_is_at_least_as_strong_as_fgsm(trained):
+    model, x, y = trained
+    eps = [0.1, 0.2]
+    fgsm = fgsm_sweep(model, x, y, eps, 300, "cpu")
+    pgd = pgd_sweep(model, x, y, eps, 300, "cpu", steps=10)
+    for f, p in zip(fgsm, pgd):
+        n = len(y)
+        assert (p.adv_pred == y).sum().item() <= (f.adv_pred == y).sum().item() + 0.02 * n
+        assert "PGD(" in p.attack_repr and "steps=10" in p.attack_repr
+
+
+def test_seeded_pgd_is_reproducible_and_leaves_the_global_rng_alone(trained):
+    model, x, y = trained
+    x, y = x[:100], y[:100]
+    state = torch.get_rng_state()
+    a = pgd_sweep(model, x, y, [0.1, 0.2], 50, "cpu", steps=3, seed=5)
+    b = pgd_sweep(model, x, y, [0.2], 50, "cpu", steps=3, seed=5)  # other ε do not matter
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(a[1].adv_pred, b[0].adv_pred)
+    assert torch.equal(a[1].linf, b[0].linf)
+    one = pgd_attack(model, x, y, 0.2, steps=3, seed=1)
+    assert torch.equal(one, pgd_attack(model, x, y, 0.2, steps=3, seed=1))
+    assert not torch.equal(one, pgd_attack(model, x, y, 0.2, steps=3, seed=2))
+
+
+def test_attack_registry_lists_the_sweeps():
+    assert ATTACKS.names() == ["fgsm", "pgd"]
+    assert ATTACKS.get("fgsm") is fgsm_sweep and ATTACKS.get("pgd") is pgd_sweep
+
+
+def test_robustness_cell_rows(trained, tmp_path):
+    model, _, _ = trained
+    weights = tmp_path / "w.pt"
+    torch.save(model.state_dict(), weights)
+    config = {"model": "cnn", "source": {"arch": "small-cnn",
+                                         "normalize": {"mean": [0.3], "std": [0.4]}},
+              "dataset": DIGITS, "split": "test", "attack": "fgsm", "attack_params": {},
+              "epsilons": [0.0, 0.1], "batch_size": 128, "limit": 200, "seed": 0}
+    env = RunEnv(device="cpu", cache_dir=tmp_path, artifacts_dir=tmp_path, progress=False)
+    rows = run_robustness_cell(config, {"model": CellResult(artifacts={"weights": str(weights)})},
+                               env).records["robustness"]
+    assert [r["epsilon"] for r in rows] == [0.0, 0.1]
+    assert all(r["n"] == 200 and r["eval_mode"] and r["linf_ok"] for r in rows)
+    assert rows[0]["robust_acc"] == rows[0]["clean_acc"] > 0.8
+    assert rows[1]["robust_acc"] < rows[0]["robust_acc"]
+    assert rows[1]["acc_drop"] == rows[1]["clean_acc"] - rows[1]["robust_acc"]
+    assert rows[0]["images_per_s"] > 0 and not math.isnan(rows[0]["zero_grad_frac"])
