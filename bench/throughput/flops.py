@@ -12,9 +12,29 @@ from typing import Callable
 from torch.utils.flop_counter import FlopCounterMode
 
 
+class _GlobalOnly:
+    """Stands in for FlopCounterMode's ModuleTracker: every op counts towards "Global" only.
+
+    The tracker's module hooks break `torch.autograd.grad` with respect to a module's input
+    ("A leaf node was passed to _will_engine_execute_node ...", pytorch/pytorch#131753), which
+    is exactly what the attacks do; per-module attribution is not needed here.
+    """
+
+    parents = frozenset({"Global"})
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *args):
+        return None
+
+
 def count_flops(fn: Callable[[], object]) -> int:
     """FLOPs of one call of `fn` (which runs once, eagerly, for the count)."""
-    with FlopCounterMode(display=False) as counter:
+    counter = FlopCounterMode(display=False)
+    if hasattr(counter, "mod_tracker"):
+        counter.mod_tracker = _GlobalOnly()
+    with counter:
         fn()
     return int(counter.get_total_flops())
 

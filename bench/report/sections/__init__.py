@@ -6,6 +6,7 @@ _ORDER = [
     "bench.report.sections.summary:sections",
     "bench.report.sections.robustness:sections",
     "bench.report.sections.gan:sections",
+    "bench.report.sections.throughput:sections",
     "bench.report.sections.compare:sections",
     "bench.report.sections.provenance:sections",
 ]
