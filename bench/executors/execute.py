@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import traceback
+from pathlib import Path
 
 from bench.cells import CELL_KINDS, CellResult, RunEnv
 from bench.errors import CellFailed, UserError
@@ -12,11 +15,21 @@ from bench.store.run_store import CellRecord
 from bench.suite.plan import Cell
 
 
+# TEST-ONLY fault injection, read here and nowhere else. When this environment variable
+# names a folder, the process running a cell SIGKILLs itself the first time it starts that
+# cell: it first creates `<folder>/<cell id>.killed`, so the next attempt runs normally.
+# Pre-create a cell's marker to spare it. Never set this outside tests.
+TEST_KILL_ONCE_ENV = "BENCH_TEST_KILL_ONCE"
+
+
 def execute_cell(cell: Cell, inputs: dict[str, CellResult], env: RunEnv, attempts: int = 1) -> CellRecord:
     """Never raises for a failure inside the cell: the failure is recorded with its reason.
 
-    KeyboardInterrupt and SystemExit pass through, so Ctrl-C still stops the run.
+    `attempts` is the executor's count of tries so far, this one included (Ray retries a
+    task whose worker died). KeyboardInterrupt and SystemExit pass through, so Ctrl-C
+    still stops the run.
     """
+    _test_kill_once(cell)
     started, t0 = utc_now(), time.perf_counter()
     base = dict(id=cell.id, kind=cell.kind, label=cell.label, config=cell.config, deps=cell.deps,
                 started_utc=started, attempts=attempts)
@@ -48,3 +61,16 @@ def dependency_failure(cell: Cell, done: dict[str, CellRecord]) -> CellRecord | 
 
 def as_result(record: CellRecord) -> CellResult:
     return CellResult(records=record.records, artifacts=record.artifacts)
+
+
+def _test_kill_once(cell: Cell) -> None:
+    """See TEST_KILL_ONCE_ENV: simulates a worker (or driver) dying in the middle of a cell."""
+    folder = os.environ.get(TEST_KILL_ONCE_ENV)
+    if not folder:
+        return
+    try:
+        with open(Path(folder) / f"{cell.id}.killed", "x"):
+            pass
+    except FileExistsError:
+        return  # killed once already (or spared): run normally
+    os.kill(os.getpid(), signal.SIGKILL)
