@@ -1,0 +1,200 @@
+"""The Ray executor on a real local Ray instance: same tables as the local executor, worker
+deaths retried, a cell that keeps dying recorded as failed, Ctrl-C cancels in-flight tasks.
+
+One Ray session (2 CPUs) serves the whole module: starting Ray is the slow part.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from bench.cells import RunEnv
+from bench.cli import main
+from bench.executors.execute import TEST_KILL_ONCE_ENV
+from bench.executors.progress import CellProgress
+from bench.runner import run_suite
+from bench.store.run_store import RunStore
+from bench.suite.load import load_suite
+from bench.suite.plan import plan
+from tests.helpers.suites import (cells_per_tiny_suite, fast_then_slow_suite, tiny_digits_suite,
+                                  write_suite)
+
+ray = pytest.importorskip("ray")
+
+THREADS = 1  # torch threads of the local reference run = num_cpus of each Ray task
+TOTAL = cells_per_tiny_suite()
+
+
+def timing_column(name: str) -> bool:
+    """Wall-clock columns, the only ones allowed to differ between executors."""
+    return name in {"seconds", "started_utc", "finished_utc"} or "per_s" in name
+
+
+def comparable_tables(run_dir: Path, drop: tuple[str, ...] = ()) -> dict[str, pd.DataFrame]:
+    store = RunStore(run_dir)
+    tables = {}
+    for name in store.table_names():
+        df = store.read_table(name)
+        tables[name] = df.drop(columns=[c for c in df.columns if timing_column(c) or c in drop])
+    return tables
+
+
+def assert_same_tables(actual: dict, expected: dict) -> None:
+    assert sorted(actual) == sorted(expected)
+    for name in expected:
+        # Exact: accuracies are counts / n, and both runs use the same thread count.
+        pd.testing.assert_frame_equal(actual[name], expected[name], check_exact=True, obj=name)
+
+
+@pytest.fixture(scope="module")
+def suite_path(tmp_path_factory) -> Path:
+    return write_suite(tmp_path_factory.mktemp("suite"), tiny_digits_suite())
+
+
+@pytest.fixture(scope="module")
+def local_run(suite_path, tmp_path_factory) -> Path:
+    """The reference: the local executor with the Ray tasks' thread count."""
+    out = tmp_path_factory.mktemp("local")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
+    try:
+        outcome = run_suite(suite_path, results_dir=out / "results", cache_dir=out / "cache",
+                            run_id="local", executor="local", progress=False, report=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert outcome.status == "complete" and outcome.ok == TOTAL
+    return outcome.run_dir
+
+
+@pytest.fixture(scope="module")
+def marker_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("kill-markers")
+
+
+@pytest.fixture(scope="module")
+def ray_session(marker_dir):
+    # The test-only kill hook is armed in every worker of this session (a job-level env, so
+    # all tests share one warm worker pool); each test decides which cells it spares.
+    ray.init(num_cpus=2, include_dashboard=False,
+             runtime_env={"env_vars": {TEST_KILL_ONCE_ENV: str(marker_dir)}})
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def kill_first_attempt(ray_session, marker_dir):
+    """`kill_first_attempt(cells, labels)`: workers SIGKILL themselves on the first attempt
+    of the cells with these labels; every other cell is spared."""
+    def arm(cells, labels: set[str] = frozenset()) -> None:
+        for old in marker_dir.glob("*.killed"):
+            old.unlink()
+        for cell in cells:
+            if cell.label not in labels:
+                (marker_dir / f"{cell.id}.killed").touch()
+    return arm
+
+
+def test_ray_tables_equal_local_tables(kill_first_attempt, local_run, suite_path, tmp_path):
+    kill_first_attempt(plan(load_suite(suite_path)))  # kill nothing
+    code = main(["run", str(suite_path), "--executor", "ray", "--results-dir",
+                 str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"),
+                 "--run-id", "ray", "--no-progress", "--no-report"])
+    assert code == 0
+    run_dir = tmp_path / "results" / "tiny" / "ray"
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["executor"] == "ray"
+    # Each model was trained once, in this run's own cache, then evaluated twice.
+    assert len(list((tmp_path / "cache" / "models").glob("*.pt"))) == 2
+    assert_same_tables(comparable_tables(run_dir), comparable_tables(local_run))
+
+
+def test_killed_worker_is_retried_and_tables_complete(kill_first_attempt, marker_dir, local_run,
+                                                      suite_path, tmp_path):
+    cells = plan(load_suite(suite_path))
+    killed = {"train cnn seed=0"}  # both its evaluations must wait for the retry
+    kill_first_attempt(cells, killed)
+    outcome = run_suite(suite_path, results_dir=tmp_path / "results", cache_dir=tmp_path / "cache",
+                        run_id="faults", executor="ray", progress=False, report=False,
+                        executor_options={"max_retries": 2})
+    assert outcome.status == "complete" and outcome.ok == TOTAL
+    # The hook really fired: the killed cell's first attempt left its marker.
+    assert len(list(marker_dir.glob("*.killed"))) == TOTAL
+
+    records = RunStore(outcome.run_dir).read_cells()
+    attempts = {r.label: r.attempts for r in records.values()}
+    assert attempts == {c.label: 2 if c.label in killed else 1 for c in cells}
+    assert_same_tables(comparable_tables(outcome.run_dir, drop=("attempts",)),
+                       comparable_tables(local_run, drop=("attempts",)))
+
+
+def test_cell_that_keeps_dying_fails_with_reason_and_suite_goes_on(kill_first_attempt, local_run,
+                                                                    suite_path, tmp_path):
+    cells = plan(load_suite(suite_path))
+    kill_first_attempt(cells, {"train cnn seed=1"})  # with no retry, one death is final
+    outcome = run_suite(suite_path, results_dir=tmp_path / "results", cache_dir=tmp_path / "cache",
+                        run_id="dies", executor="ray", progress=False, report=False,
+                        executor_options={"max_retries": 0})
+    assert outcome.status == "failed" and outcome.exit_code == 1
+    assert (outcome.ok, outcome.failed) == (TOTAL // 2, TOTAL // 2)
+
+    by_label = {r.label: r for r in RunStore(outcome.run_dir).read_cells().values()}
+    train = by_label["train cnn seed=1"]
+    assert not train.ok and train.reason.startswith("worker died on each of 1 attempt(s)")
+    assert "WorkerCrashedError" in train.reason
+    for label in ("fgsm cnn seed=1", "pgd cnn seed=1"):
+        assert by_label[label].reason.startswith("dependency model (train cnn seed=1) failed: "
+                                                 "worker died")
+    manifest = json.loads((outcome.run_dir / "manifest.json").read_text())
+    assert manifest["cells"][train.id]["status"] == "failed"
+    assert manifest["cells"][train.id]["reason"] == train.reason
+
+    # The seed that did not fail is complete and identical to the local run.
+    ours = comparable_tables(outcome.run_dir)["robustness"]
+    ref = comparable_tables(local_run)["robustness"]
+    pd.testing.assert_frame_equal(ours.reset_index(drop=True),
+                                  ref[ref.seed == 0].reset_index(drop=True), check_exact=True)
+
+
+def test_interrupt_cancels_in_flight_tasks(kill_first_attempt, tmp_path):
+    """Ctrl-C while the driver journals a cell: the executor cancels the tasks in flight (a
+    training that would run for minutes), re-raises, and the CPUs come free at once."""
+    from bench.executors.ray import RayExecutor
+
+    cells = plan(load_suite(write_suite(tmp_path, fast_then_slow_suite(slow_epochs=2000))))
+    kill_first_attempt(cells)  # kill nothing
+    env = RunEnv(device="cpu", cache_dir=tmp_path / "cache", artifacts_dir=tmp_path / "artifacts",
+                 progress=False)
+    journaled = []
+
+    def on_done(record):
+        journaled.append(record.label)
+        raise KeyboardInterrupt  # as if Ctrl-C arrived while the driver journals a cell
+
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        RayExecutor().run(cells, {}, env, on_done, CellProgress(len(cells), enabled=False))
+    assert journaled == ["train fast seed=0"]
+    assert time.monotonic() - start < 60  # the slow training alone takes minutes
+    deadline = time.monotonic() + 3
+    while ray.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert ray.available_resources().get("CPU", 0) == 2  # nothing of ours still runs
+    assert len(list((tmp_path / "cache" / "models").glob("*.pt"))) == 1  # slow never finished
+    assert ray.is_initialized()  # a session the executor did not start is left running
+
+
+def test_missing_ray_is_a_one_line_user_error(suite_path, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` sees without the extra
+    code = main(["run", str(suite_path), "--executor", "ray",
+                 "--results-dir", str(tmp_path / "results")])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == 'bench: error: the ray executor needs Ray: pip install "bench[ray]"'
+    assert not (tmp_path / "results").exists()
