@@ -66,6 +66,8 @@ class RayExecutor:
     # -- the driver loop -----------------------------------------------------------------
     def run(self, cells: list[Cell], done: dict[str, CellRecord], env: RunEnv,
             on_done: Callable[[CellRecord], None], progress: CellProgress) -> None:
+        if all(cell.id in done for cell in cells):
+            return  # a resumed run with nothing left to do need not start Ray
         started_ray = self._connect()
         try:
             _Run(self, cells, done, self._task_env(env), on_done, progress).loop()
