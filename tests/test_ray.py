@@ -7,6 +7,9 @@ One Ray session (2 CPUs) serves the whole module: starting Ray is the slow part.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -115,6 +118,28 @@ def test_ray_tables_equal_local_tables(kill_first_attempt, local_run, suite_path
     assert_same_tables(comparable_tables(run_dir), comparable_tables(local_run))
 
 
+def test_ray_resumes_from_journal_without_retraining(kill_first_attempt, local_run, suite_path,
+                                                    tmp_path):
+    """Finished cells are read back: evaluations get the journaled train records (and the
+    weights they name) instead of a task's ObjectRef, and nothing is trained again."""
+    cells = plan(load_suite(suite_path))
+    kill_first_attempt(cells)  # kill nothing
+    run_dir = tmp_path / "results" / "tiny" / "resumed"
+    (run_dir / "cells").mkdir(parents=True)
+    trained = {c.id for c in cells if c.kind == "train"}
+    for cell_id in trained:
+        shutil.copy(local_run / "cells" / f"{cell_id}.json", run_dir / "cells")
+    before = {p.name: p.read_bytes() for p in (run_dir / "cells").iterdir()}
+
+    outcome = run_suite(suite_path, results_dir=tmp_path / "results", cache_dir=tmp_path / "cache",
+                        run_id="resumed", executor="ray", progress=False, report=False)
+    assert outcome.status == "complete" and outcome.ok == TOTAL
+    assert json.loads((run_dir / "manifest.json").read_text())["sessions"][0]["resumed_cells"] == 2
+    assert not (tmp_path / "cache" / "models").exists()  # not retrained
+    assert {n: (run_dir / "cells" / n).read_bytes() for n in before} == before
+    assert_same_tables(comparable_tables(run_dir), comparable_tables(local_run))
+
+
 def test_killed_worker_is_retried_and_tables_complete(kill_first_attempt, marker_dir, local_run,
                                                       suite_path, tmp_path):
     cells = plan(load_suite(suite_path))
@@ -198,3 +223,46 @@ def test_missing_ray_is_a_one_line_user_error(suite_path, tmp_path, monkeypatch,
     err = capsys.readouterr().err.strip()
     assert err == 'bench: error: the ray executor needs Ray: pip install "bench[ray]"'
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow  # starts (and stops) a Ray instance of its own: ~20-40 s more
+def test_cli_ray_run_starts_own_ray_and_sigterm_stops_it_cleanly(tmp_path):
+    """`bench run --executor ray` with no address starts a private Ray; SIGTERM mid-run
+    cancels the tasks, marks the run interrupted (exit 130) and leaves no Ray process."""
+    import subprocess
+    import tempfile
+
+    import psutil
+
+    suite = write_suite(tmp_path, fast_then_slow_suite(slow_epochs=2000))
+    results, log = tmp_path / "results", tmp_path / "run.log"
+    ray_tmp = tempfile.mkdtemp(prefix="rt")  # short: Ray's socket paths must stay < 108 chars
+    env = os.environ | {"RAY_TMPDIR": ray_tmp}
+    env.pop("RAY_ADDRESS", None)
+    cmd = [sys.executable, "-m", "bench", "run", str(suite), "--executor", "ray",
+           "--results-dir", str(results), "--no-progress", "--no-report"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+
+    def ray_processes():
+        found = []
+        for p in psutil.process_iter(["cmdline"]):
+            if any(ray_tmp in arg for arg in p.info["cmdline"] or []):
+                found.append(p)
+        return found
+
+    deadline = time.monotonic() + 240
+    while len(list(results.glob("twospeed/*/cells/*.json"))) < 2:
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+    assert ray_processes()  # its own Ray instance, under RAY_TMPDIR
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 130, log.read_text()
+
+    (run_dir,) = [p for p in (results / "twospeed").iterdir() if p.is_dir()]
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted" and manifest["executor"] == "ray"
+    assert manifest["counts"]["ok"] == 2
+    gone, alive = psutil.wait_procs(ray_processes(), timeout=30)
+    assert not alive, [p.info["cmdline"] for p in alive]
