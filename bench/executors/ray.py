@@ -89,7 +89,7 @@ class RayExecutor:
                             "(start one with `ray start --head`, or leave out --ray-address "
                             "to start a local instance)") from None
         finally:
-            if main:
+            if previous is not None:  # None: not settable from Python (set in C, or not main)
                 # ray.init replaces the SIGTERM handler with one that exits at once; the
                 # runner's handler turns SIGTERM into a clean interrupt instead.
                 signal.signal(signal.SIGTERM, previous)
