@@ -60,7 +60,8 @@ def test_a_consistent_table_passes_every_check():
         "accuracy_non_increasing_in_epsilon", "zero_epsilon_is_clean", "eval_mode",
         "zero_gradients", "linf_within_epsilon", "pgd_not_weaker_than_fgsm"}
     for c in checks:
-        assert set(c) == {"check", "model", "attack", "epsilon", "seed", "passed", "value", "detail"}
+        assert set(c) == {"check", "model", "attack", "epsilon", "seed", "passed", "value",
+                          "detail"}
         assert c["detail"].endswith(".") and "\n" not in c["detail"]
 
 

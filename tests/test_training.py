@@ -41,7 +41,7 @@ def train_cfg(**overrides):
 
 @pytest.mark.parametrize("make", [
     lambda m, x, y, g: perturb.fgsm_rs(m, x, y, 0.1, generator=g),
-    lambda m, x, y, g: perturb.fgsm_rs(m, x, y, 0.1, alpha=0.5, generator=g),  # step > ε: projected
+    lambda m, x, y, g: perturb.fgsm_rs(m, x, y, 0.1, alpha=0.5, generator=g),  # projected back
     lambda m, x, y, g: perturb.pgd(m, x, y, 0.1, steps=5, generator=g),
     lambda m, x, y, g: perturb.pgd(m, x, y, 0.1, steps=5, random_start=False),
 ], ids=["fgsm-rs", "fgsm-rs-big-step", "pgd", "pgd-no-start"])
@@ -82,7 +82,8 @@ def test_short_standard_training_learns_and_reports_every_epoch():
     train, heldout = digits_split()
     model = small_cnn()
     before = _accuracy(model, heldout)
-    history = train_classifier(model, train, heldout, train_cfg(batch_size=16, lr=3e-3), seed=0, device="cpu")
+    cfg = train_cfg(batch_size=16, lr=3e-3)
+    history = train_classifier(model, train, heldout, cfg, seed=0, device="cpu")
     assert [h["epoch"] for h in history] == [1, 2, 3]
     assert set(history[0]) == {"epoch", "train_loss", "train_acc", "heldout_clean_acc",
                                "heldout_pgd_acc", "catastrophic_overfit", "seconds"}

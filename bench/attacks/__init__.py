@@ -53,8 +53,11 @@ def is_eval_mode(model: nn.Module) -> bool:
     return not any(m.training for m in model.modules())
 
 
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
 def iter_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, device: str,
-                 progress: bool = False, desc: str = "") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                 progress: bool = False, desc: str = "") -> Iterator[Batch]:
     """(x, y) batches moved to `device`, with a tqdm bar when `progress`."""
     starts = range(0, len(y), batch_size)
     for start in tqdm(starts, desc=desc, leave=False, disable=not progress):
@@ -65,8 +68,8 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int, device: str) -> 
     """Predicted classes (int64, CPU) in eval mode."""
     out = []
     with attack_mode(model, device), torch.inference_mode():
-        for xb, _ in iter_batches(x, torch.zeros(len(x)), batch_size, device):
-            out.append(model(xb).argmax(1).cpu())
+        for xb in x.split(batch_size):
+            out.append(model(xb.to(device)).argmax(1).cpu())
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
 
 

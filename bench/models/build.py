@@ -28,6 +28,10 @@ def build_classifier(source: dict, data_shape: tuple[int, int, int], num_classes
     """A freshly initialised built-in architecture (initialisation uses the global RNG:
     callers that need reproducibility seed it, e.g. under `torch.random.fork_rng`)."""
     channels, height, width = data_shape
+    normalize = source.get("normalize")
+    if normalize is not None and len(normalize["mean"]) not in (1, channels):
+        raise UserError(f"normalize has {len(normalize['mean'])} values but the images have "
+                        f"{channels} channel(s); give 1 or {channels}")
     model = MODELS.get(source["arch"])(channels, num_classes, (height, width))
     return _maybe_normalized(model, source.get("normalize"))
 

@@ -1,1 +1,1 @@
-"""Training of the built-in classifiers: standard, FGSM-RS (Wong et al. 2020) and PGD (Madry et al.)."""
+"""Training the built-in classifiers: standard, FGSM-RS (Wong et al. 2020), PGD (Madry et al.)."""

@@ -15,6 +15,7 @@ import time
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
 from tqdm.auto import tqdm
 
 from bench.data import ImageData
@@ -48,7 +49,8 @@ def train_classifier(
 ) -> list[dict]:
     """Train `model` in place on `train` with the recipe in `train_cfg` (a resolved
     `TrainConfig` dict). For adversarial recipes `train_loss`/`train_acc` are measured on
-    the perturbed training batches, as Wong et al. report them."""
+    the perturbed training batches, as Wong et al. report them. `seconds` is the epoch's
+    wall time including the held-out evaluation."""
     recipe = train_cfg["recipe"]
     adversarial = recipe != "standard"
     epsilon = train_cfg.get("epsilon")
@@ -75,7 +77,10 @@ def train_classifier(
     for epoch in bar:
         start = time.perf_counter()
         model.train()
-        loss_sum, correct, seen = 0.0, 0, 0
+        # Summed on the device: no host sync per step.
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), dtype=torch.long, device=device)
+        seen = 0
         for idx in torch.randperm(n, generator=shuffle_gen).to(device).split(batch_size):
             if len(idx) < 2:
                 continue  # BatchNorm cannot normalise a batch of one sample in train mode
@@ -83,7 +88,8 @@ def train_classifier(
             if adversarial:
                 # Perturbations are generated in train mode, as in Wong et al.'s and Madry et
                 # al.'s reference code: the attack then sees exactly the function (BatchNorm on
-                # batch statistics) whose loss the step minimises.
+                # batch statistics) whose loss the step minimises. (BatchNorm's running stats
+                # also see the attack's forward pass, as in their code.)
                 x = _perturb(model, x, y, train_cfg, attack_gen)
             logits = model(x)
             loss = F.cross_entropy(logits, y)
@@ -91,14 +97,14 @@ def train_classifier(
             loss.backward()
             optimizer.step()
             scheduler.step()
-            loss_sum += loss.item() * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.argmax(1) == y).sum()
             seen += len(y)
-        if not math.isfinite(loss_sum):
-            raise CellFailed(f"training diverged in epoch {epoch} (loss {loss_sum / seen})")
+        train_loss, train_acc = loss_sum.item() / seen, correct.item() / seen
+        if not math.isfinite(train_loss):
+            raise CellFailed(f"training diverged in epoch {epoch} (loss {train_loss})")
 
         model.eval()
-        train_acc = correct / seen
         clean_acc = accuracy(model, heldout.x, heldout.y, device)
         pgd_acc = math.nan
         overfit = False
@@ -107,14 +113,14 @@ def train_classifier(
             overfit = catastrophic_overfit(train_acc, pgd_acc, best_pgd)
         history.append({
             "epoch": epoch,
-            "train_loss": loss_sum / seen,
+            "train_loss": train_loss,
             "train_acc": train_acc,
             "heldout_clean_acc": clean_acc,
             "heldout_pgd_acc": pgd_acc,
             "catastrophic_overfit": overfit,
             "seconds": time.perf_counter() - start,
         })
-        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{clean_acc:.3f}",
+        bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{clean_acc:.3f}",
                         pgd="-" if math.isnan(pgd_acc) else f"{pgd_acc:.3f}")
         if overfit and train_cfg.get("stop_on_overfit"):
             # Wong et al.'s early stopping: keep the weights from before the collapse.
@@ -178,7 +184,7 @@ def _optimizer(model: nn.Module, cfg: dict) -> torch.optim.Optimizer:
     raise ValueError(f"unknown optimizer {cfg['optimizer']!r}")
 
 
-def _one_cycle(optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+def _one_cycle(optimizer: torch.optim.Optimizer, total_steps: int) -> LambdaLR:
     """Linear warm-up to `lr`, then linear decay to zero. Wong et al. credit this kind of
     cyclic schedule for both short training and fewer catastrophic-overfitting runs."""
     warmup = max(1, int(WARMUP_FRACTION * total_steps))
@@ -188,4 +194,4 @@ def _one_cycle(optimizer: torch.optim.Optimizer, total_steps: int) -> torch.opti
             return (step + 1) / warmup
         return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return LambdaLR(optimizer, factor)

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def uniform_start(x: torch.Tensor, epsilon: float, generator: torch.Generator | None) -> torch.Tensor:
+def uniform_start(x: torch.Tensor, epsilon: float,
+                  generator: torch.Generator | None) -> torch.Tensor:
     """A uniformly random point of the ε-ball around `x`, clamped to [0, 1]."""
     noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     return (x + (2 * noise - 1) * epsilon).clamp(0.0, 1.0)
