@@ -108,6 +108,25 @@ def test_fgsm_rs_training_measures_heldout_pgd_and_is_reproducible():
     assert all(isinstance(h["catastrophic_overfit"], bool) for h in h1)
 
 
+def test_pgd_recipe_trains():
+    train, heldout = digits_split()
+    history = train_classifier(small_cnn(), train, heldout,
+                               train_cfg(recipe="pgd", epsilon=0.1, steps=2, epochs=1),
+                               seed=0, device="cpu")
+    assert len(history) == 1 and 0.0 <= history[0]["heldout_pgd_acc"] <= 1.0
+
+
+def test_stop_on_overfit_stops_at_the_flagged_epoch(monkeypatch):
+    from bench.training import loop
+
+    flags = iter([False, True, False, False])
+    monkeypatch.setattr(loop, "catastrophic_overfit", lambda *args: next(flags))
+    train, heldout = digits_split()
+    cfg = train_cfg(recipe="fgsm-rs", epsilon=0.2, epochs=4, stop_on_overfit=True)
+    history = train_classifier(small_cnn(), train, heldout, cfg, seed=0, device="cpu")
+    assert [h["catastrophic_overfit"] for h in history] == [False, True]
+
+
 def test_heldout_slice_is_disjoint_seeded_and_small():
     data = load_dataset(DIGITS, "train")
     train, heldout = train_cell.split_heldout(data, seed=0)
