@@ -215,6 +215,31 @@ def test_interrupt_cancels_in_flight_tasks(kill_first_attempt, tmp_path):
     assert ray.is_initialized()  # a session the executor did not start is left running
 
 
+class RecordingProgress(CellProgress):
+    def __init__(self, total):
+        self.seen_running = []
+        super().__init__(total, enabled=False)
+
+    def _refresh(self, label=""):
+        self.seen_running.append(self.running)
+
+
+def test_progress_counts_running_within_cluster_capacity(kill_first_attempt, tmp_path):
+    from bench.executors.ray import RayExecutor
+
+    cells = plan(load_suite(write_suite(tmp_path, fast_then_slow_suite(slow_epochs=2))))
+    kill_first_attempt(cells)  # kill nothing
+    env = RunEnv(device="cpu", cache_dir=tmp_path / "cache", artifacts_dir=tmp_path / "artifacts",
+                 progress=False)
+    progress, journaled = RecordingProgress(len(cells)), []
+    RayExecutor().run(cells, {}, env, journaled.append, progress)
+    assert sorted(r.label for r in journaled) == sorted(c.label for c in cells)
+    assert all(r.ok for r in journaled)
+    assert (progress.ok, progress.failed, progress.running) == (len(cells), 0, 0)
+    assert max(progress.seen_running) == 2  # both trainings at once, never more than 2 CPUs
+    assert min(progress.seen_running) == 0
+
+
 def test_missing_ray_is_a_one_line_user_error(suite_path, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` sees without the extra
     code = main(["run", str(suite_path), "--executor", "ray",

@@ -121,10 +121,16 @@ class _Run:
                  env: RunEnv, on_done: Callable[[CellRecord], None], progress: CellProgress):
         self.ex, self.ray, self.env = executor, executor.ray, env
         self.cells, self.done = cells, dict(done)
+        self.by_id = {c.id: c for c in cells}
         self.on_done, self.progress = on_done, progress
         self.refs: dict[str, object] = {}  # cell id -> ObjectRef of its task
         self.pending: dict[object, Cell] = {}  # ObjectRef -> cell, for tasks not yet journaled
-        self.started: set[str] = set()  # cells counted as running on the progress bar
+        # The progress bar: Ray does not tell the driver when a task starts, so a cell counts
+        # as running once its inputs are ready (Ray may start it), up to as many cells as
+        # the cluster has room for; the others wait in `runnable`, in plan order.
+        self.runnable: list[str] = []
+        self.running: set[str] = set()
+        self.slots = self.capacity()
         self.task = self.ray.remote(run_cell_task)
 
     def loop(self) -> None:
@@ -133,7 +139,10 @@ class _Run:
             self.submit_all()
             while self.pending:
                 ready, rest = self.ray.wait(list(self.pending), num_returns=1, timeout=WAIT_SECONDS)
-                if rest and ready:  # collect everything else that is ready too, in one go
+                if not ready:  # quiet for a while: the cluster may have grown or shrunk
+                    self.slots = self.capacity()
+                    self.fill_running()
+                elif rest:  # collect everything else that is ready too, in one go
                     ready += self.ray.wait(rest, num_returns=len(rest), timeout=0)[0]
                 for ref in sorted(ready, key=lambda r: order[self.pending[r].id]):
                     if ref in self.pending:  # not already settled as another's dependency
@@ -155,15 +164,28 @@ class _Run:
             ref = self.task.options(**self.ex.task_options(cell, self.env)).remote(
                 cell, self.env, self.ex.num_cpus, *args)
             self.refs[cell.id], self.pending[ref] = ref, cell
-            self.mark_started_if_runnable(cell)
+            self.mark_runnable(cell)
+        self.fill_running()
 
-    def mark_started_if_runnable(self, cell: Cell) -> None:
-        """The bar counts a cell as running once Ray may start it: all its inputs are ready."""
-        if cell.id in self.started:
-            return
+    def capacity(self) -> int:
+        """How many cells the cluster can run at once, by the resources each one asks for."""
+        total = self.ray.cluster_resources()
+        slots = total.get("CPU", 0) / self.ex.num_cpus
+        if self.env.device.startswith("cuda"):
+            slots = min(slots, total.get("GPU", 0) / self.ex.num_gpus)
+        return max(1, int(slots))
+
+    def mark_runnable(self, cell: Cell) -> None:
         if all(d in self.done and self.done[d].ok for d in cell.deps.values()):
-            self.started.add(cell.id)
-            self.progress.started(cell.label)
+            self.runnable.append(cell.id)
+
+    def fill_running(self) -> None:
+        for cell_id in self.runnable:
+            if len(self.running) >= self.slots:
+                break
+            if cell_id not in self.running:
+                self.running.add(cell_id)
+                self.progress.started(self.by_id[cell_id].label)
 
     def settle(self, ref) -> None:
         cell = self.pending.pop(ref)
@@ -172,10 +194,15 @@ class _Run:
         for dep in cell.deps.values():
             if self.refs.get(dep) in self.pending:
                 self.settle(self.refs[dep])
-        self.record(self.fetch(ref, cell), ran=cell.id in self.started)
+        if cell.id in self.runnable:
+            self.runnable.remove(cell.id)
+        ran = cell.id in self.running
+        self.running.discard(cell.id)
+        self.record(self.fetch(ref, cell), ran=ran)
         for other in self.pending.values():
             if cell.id in other.deps.values():
-                self.mark_started_if_runnable(other)
+                self.mark_runnable(other)
+        self.fill_running()
 
     def fetch(self, ref, cell: Cell) -> CellRecord:
         ray = self.ray
