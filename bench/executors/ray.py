@@ -37,7 +37,8 @@ CANCEL_GRACE_SECONDS = 10.0  # how long Ctrl-C waits for cancelled tasks to stop
 
 
 class RayExecutor:
-    """Options (all from `bench run --ray-address` / the suite's [suite] table / the API):
+    """Options: `address` comes from `--ray-address` or the suite's `ray_address`; all of
+    them can be passed as `run_suite(..., executor_options={...})`.
 
     address      None starts a local Ray instance for this run (shut down afterwards);
                  "auto" or "HOST:PORT" joins a running cluster. If Ray is already
