@@ -251,7 +251,7 @@ def test_missing_ray_is_a_one_line_user_error(suite_path, tmp_path, monkeypatch,
 
 
 @pytest.mark.slow  # starts (and stops) a Ray instance of its own: ~20-40 s more
-def test_cli_ray_run_starts_own_ray_and_sigterm_stops_it_cleanly(tmp_path):
+def test_cli_ray_run_starts_own_ray_and_sigterm_stops_it_cleanly(tmp_path, request):
     """`bench run --executor ray` with no address starts a private Ray; SIGTERM mid-run
     cancels the tasks, marks the run interrupted (exit 130) and leaves no Ray process."""
     import subprocess
@@ -262,6 +262,7 @@ def test_cli_ray_run_starts_own_ray_and_sigterm_stops_it_cleanly(tmp_path):
     suite = write_suite(tmp_path, fast_then_slow_suite(slow_epochs=2000))
     results, log = tmp_path / "results", tmp_path / "run.log"
     ray_tmp = tempfile.mkdtemp(prefix="rt")  # short: Ray's socket paths must stay < 108 chars
+    request.addfinalizer(lambda: shutil.rmtree(ray_tmp, ignore_errors=True))
     env = os.environ | {"RAY_TMPDIR": ray_tmp}
     env.pop("RAY_ADDRESS", None)
     cmd = [sys.executable, "-m", "bench", "run", str(suite), "--executor", "ray",
