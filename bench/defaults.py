@@ -6,6 +6,11 @@ RESULTS_DIR = Path("results")  # relative to the working directory, like every C
 CACHE_SUBDIR = ".cache"  # under the results dir: trained weights, FID statistics
 SEEDS = [0]
 DEVICE = "auto"
+# torch threads per CPU cell. 1 keeps CPU numbers identical across machines and executors
+# (kernels round differently with other thread counts) and lets Ray run cells side by side.
+THREADS = 1
+RAY_NUM_GPUS = 1.0
+RAY_MAX_RETRIES = 3
 EXECUTOR = "local"
 
 DIGITS_TEST_FRACTION = 0.25

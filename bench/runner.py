@@ -49,7 +49,9 @@ def run_suite(suite_path: str | Path, *, results_dir: str | Path = defaults.RESU
     meta = loaded.suite.suite
     device = provenance.resolve_device(device or meta.device)
     executor_name = executor or meta.executor
-    options = {"address": meta.ray_address} | (executor_options or {})
+    options = {"address": meta.ray_address, "num_gpus": meta.ray_num_gpus,
+               "max_retries": meta.ray_max_retries} if executor_name == "ray" else {}
+    options |= executor_options or {}
     runner = EXECUTORS.get(executor_name)(**options)
 
     results_dir = Path(results_dir)
@@ -67,8 +69,9 @@ def _run_locked(loaded: LoadedSuite, cells: list[Cell], store: RunStore, runner,
     done = {i: r for i, r in store.read_cells().items() if i in planned and _reusable(r)}
     manifest = _start_manifest(store, loaded, cells, executor_name, device, done)
     store.write_manifest(manifest)
+    threads = loaded.suite.suite.threads
     env = RunEnv(device=device, cache_dir=cache_dir, artifacts_dir=store.artifacts_dir,
-                 progress=progress)
+                 progress=progress, threads=os.cpu_count() or 1 if threads == "all" else threads)
     bar = CellProgress(len(cells), already_ok=len(done), enabled=progress)
 
     def on_done(record: CellRecord) -> None:

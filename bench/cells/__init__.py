@@ -27,6 +27,7 @@ class RunEnv:
     cache_dir: Path  # artefacts shared across runs (trained weights, FID statistics)
     artifacts_dir: Path  # this run's artefacts (sample grids, per-run files)
     progress: bool = True  # show tqdm bars for long work inside the cell
+    threads: int = 1  # torch intra-op threads for a CPU cell (set by execute_cell)
 
 
 @dataclass

@@ -6,6 +6,7 @@ import os
 import signal
 import time
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 
 from bench.cells import CELL_KINDS, CellResult, RunEnv
@@ -30,6 +31,25 @@ def execute_cell(cell: Cell, inputs: dict[str, CellResult], env: RunEnv, attempt
     still stops the run.
     """
     _test_kill_once(cell)
+    with torch_threads(env.threads if env.device == "cpu" else None):
+        return _execute(cell, inputs, env, attempts)
+
+
+@contextmanager
+def torch_threads(n: int | None):
+    """Run with `n` torch threads (None: leave as is), then put the old count back."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _execute(cell: Cell, inputs: dict[str, CellResult], env: RunEnv, attempts: int) -> CellRecord:
     started, t0 = utc_now(), time.perf_counter()
     base = dict(id=cell.id, kind=cell.kind, label=cell.label, config=cell.config, deps=cell.deps,
                 started_utc=started, attempts=attempts)

@@ -29,7 +29,6 @@ from bench.provenance import utc_now
 from bench.store.run_store import CellRecord
 from bench.suite.plan import Cell
 
-DEFAULT_NUM_CPUS = 1.0  # per CPU cell; also the torch thread count inside its task
 DEFAULT_NUM_GPUS = 1.0  # per cell on a CUDA device
 DEFAULT_MAX_RETRIES = 3  # extra attempts for a task whose worker process died
 WAIT_SECONDS = 1.0  # how often the driver wakes up to notice Ctrl-C / SIGTERM
@@ -43,18 +42,18 @@ class RayExecutor:
     address      None starts a local Ray instance for this run (shut down afterwards);
                  "auto" or "HOST:PORT" joins a running cluster. If Ray is already
                  initialised in this process, that session is used as it is.
-    num_cpus     CPUs requested per cell; the task sets torch's thread count to match, so
-                 numbers equal a local run with the same `torch.set_num_threads`.
+    num_cpus     CPUs requested per cell; default: the suite's `threads`, the torch thread
+                 count every CPU cell runs with (execute_cell sets it, as in a local run).
     num_gpus     GPUs requested per cell when the run's device is CUDA (CPU cells ask none).
     max_retries  retries of a task whose worker died (crash, OOM kill, lost node).
     runtime_env  a Ray runtime_env dict for every task (env_vars, working_dir, pip...).
     """
 
-    def __init__(self, address: str | None = None, num_cpus: float = DEFAULT_NUM_CPUS,
+    def __init__(self, address: str | None = None, num_cpus: float | None = None,
                  num_gpus: float = DEFAULT_NUM_GPUS, max_retries: int = DEFAULT_MAX_RETRIES,
                  runtime_env: dict | None = None):
         self.ray = import_ray()
-        if not num_cpus > 0:
+        if num_cpus is not None and not num_cpus > 0:
             raise UserError(f"ray executor: num_cpus must be > 0, got {num_cpus}")
         if not num_gpus > 0:
             raise UserError(f"ray executor: num_gpus must be > 0, got {num_gpus}")
@@ -96,6 +95,9 @@ class RayExecutor:
                 signal.signal(signal.SIGTERM, previous)
         return True
 
+    def cpus_per_cell(self, env: RunEnv) -> float:
+        return self.num_cpus if self.num_cpus is not None else env.threads
+
     def _task_env(self, env: RunEnv) -> RunEnv:
         # Workers may run in another folder: hand them absolute paths. A task with a GPU
         # sees only its assigned device (CUDA_VISIBLE_DEVICES), as cuda:0. Progress bars
@@ -106,7 +108,7 @@ class RayExecutor:
                                    artifacts_dir=env.artifacts_dir.resolve())
 
     def task_options(self, cell: Cell, env: RunEnv) -> dict:
-        options = {"num_cpus": self.num_cpus, "num_gpus": 0, "max_retries": self.max_retries,
+        options = {"num_cpus": self.cpus_per_cell(env), "num_gpus": 0, "max_retries": self.max_retries,
                    "retry_exceptions": False, "name": f"bench {cell.label}"}
         if env.device.startswith("cuda"):
             options["num_gpus"] = self.num_gpus
@@ -163,7 +165,7 @@ class _Run:
                 continue
             args = [self.refs[d] if d in self.refs else self.done[d] for d in cell.deps.values()]
             ref = self.task.options(**self.ex.task_options(cell, self.env)).remote(
-                cell, self.env, self.ex.num_cpus, *args)
+                cell, self.env, *args)
             self.refs[cell.id], self.pending[ref] = ref, cell
             self.mark_runnable(cell)
         self.fill_running()
@@ -171,7 +173,7 @@ class _Run:
     def capacity(self) -> int:
         """How many cells the cluster can run at once, by the resources each one asks for."""
         total = self.ray.cluster_resources()
-        slots = total.get("CPU", 0) / self.ex.num_cpus
+        slots = total.get("CPU", 0) / self.ex.cpus_per_cell(self.env)
         if self.env.device.startswith("cuda"):
             slots = min(slots, total.get("GPU", 0) / self.ex.num_gpus)
         return max(1, int(slots))
@@ -243,13 +245,11 @@ class _Run:
         self.pending.clear()
 
 
-def run_cell_task(cell: Cell, env: RunEnv, num_cpus: float, *dep_records: CellRecord) -> CellRecord:
-    """The body of every Ray task; `dep_records` are the results of `cell.deps`, in order."""
-    import torch
+def run_cell_task(cell: Cell, env: RunEnv, *dep_records: CellRecord) -> CellRecord:
+    """The body of every Ray task; `dep_records` are the results of `cell.deps`, in order.
 
-    # Same thread count as a local run with torch.set_num_threads(num_cpus): CPU kernels
-    # can round differently with a different number of threads.
-    torch.set_num_threads(max(1, int(num_cpus)))
+    execute_cell sets torch's thread count to `env.threads`, exactly as in a local run.
+    """
     deps = dict(zip(cell.deps.values(), dep_records))
     failed = dependency_failure(cell, deps)
     if failed is not None:

@@ -48,6 +48,9 @@ class SuiteMeta(Strict):
     device: Annotated[str, Field(pattern=DEVICE_PATTERN)] = defaults.DEVICE
     executor: Literal["local", "ray"] = defaults.EXECUTOR
     ray_address: str | None = None
+    threads: Annotated[int, Field(gt=0)] | Literal["all"] = defaults.THREADS  # per CPU cell
+    ray_num_gpus: Annotated[float, Field(gt=0)] = defaults.RAY_NUM_GPUS  # per cell on CUDA
+    ray_max_retries: Annotated[int, Field(ge=0)] = defaults.RAY_MAX_RETRIES  # worker deaths
     inception_weights: str | None = None  # local torch-fidelity Inception weights file
 
     @field_validator("seeds")
