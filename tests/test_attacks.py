@@ -14,21 +14,9 @@ from bench.cells.robustness import run_robustness_cell
 from bench.data import ImageData, load_dataset
 from bench.models.build import build_classifier
 from bench.training.loop import train_classifier
+from tests.helpers.configs import DIGITS
 
-DIGITS = {"name": "digits", "kind": "digits", "seed": 0, "test_fraction": 0.25, "root": None,
-          "download": False, "image_size": None, "channels": None, "limit_train": None,
-          "limit_test": None}
 EPSILONS = [0.0, 0.01, 8 / 255, 0.05, 0.1, 0.2, 0.3]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny models: a second intra-op thread only adds synchronisation, which on a busy 2-core
-    # machine costs far more than it saves.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

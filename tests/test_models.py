@@ -15,15 +15,6 @@ from bench.models.normalize import Normalized
 SHAPES = [(1, 8, 8), (1, 28, 28), (3, 32, 32)]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Small inputs: a second intra-op thread only adds synchronisation on a busy 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @functools.lru_cache(maxsize=None)
 def built(arch: str, channels: int, image_size: tuple[int, int]) -> nn.Module:
     torch.manual_seed(0)

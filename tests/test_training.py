@@ -12,19 +12,10 @@ from bench.data import ImageData, load_dataset
 from bench.models.build import build_classifier
 from bench.training import perturb
 from bench.training.loop import catastrophic_overfit, train_classifier
+from tests.helpers.configs import digits_config
 
-DIGITS = {"name": "digits", "kind": "digits", "seed": 0, "test_fraction": 0.25, "root": None,
-          "download": False, "image_size": None, "channels": None, "limit_train": 400,
-          "limit_test": None}
+DIGITS = digits_config(limit_train=400)
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny models: a second intra-op thread only adds synchronisation on a busy 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def small_cnn(seed=0):

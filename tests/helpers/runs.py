@@ -17,8 +17,7 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from bench.analysis.aggregate import aggregate_over_seeds
-from bench.analysis.tables import AGGREGATES, cells_table
+from bench.analysis.tables import build_tables
 from bench.store import schema as S
 from bench.store.atomic import atomic_write_bytes, atomic_write_text
 from bench.store.run_store import CellRecord, RunStore
@@ -135,20 +134,8 @@ def synthetic_times(rng: np.random.Generator, repeats: int, median_s: float = 0.
 
 
 def tables_from_cells(cells: Iterable[CellRecord]) -> dict[str, pd.DataFrame]:
-    """Record tables, aggregates and the cells table, like bench.analysis.tables.build_tables."""
-    cells = {c.id: c for c in cells}
-    rows: dict[str, list[dict]] = {}
-    for rec in cells.values():
-        for table, records in rec.records.items():
-            rows.setdefault(table, []).extend({S.CELL_ID: rec.id, **r} for r in records)
-    tables = {name: pd.DataFrame(r) for name, r in sorted(rows.items())}
-    tables[S.CELLS] = cells_table(cells)
-    for table, (agg_name, by, values) in AGGREGATES.items():
-        if table in tables:
-            agg = aggregate_over_seeds(tables[table], by, values)
-            if not agg.empty:
-                tables[agg_name] = agg
-    return tables
+    """The tables `bench run` would write for these journal entries."""
+    return build_tables({c.id: c for c in cells})
 
 
 def make_run(run_dir: Path, cells: Iterable[CellRecord], **manifest_kw) -> Path:
