@@ -67,11 +67,12 @@ def _run_locked(loaded: LoadedSuite, cells: list[Cell], store: RunStore, runner,
                 device: str, cache_dir: Path, progress: bool, report: bool) -> RunOutcome:
     planned = {c.id: c for c in cells}
     done = {i: r for i, r in store.read_cells().items() if i in planned and _reusable(r)}
-    manifest = _start_manifest(store, loaded, cells, executor_name, device, done)
-    store.write_manifest(manifest)
     threads = loaded.suite.suite.threads
     env = RunEnv(device=device, cache_dir=cache_dir, artifacts_dir=store.artifacts_dir,
                  progress=progress, threads=os.cpu_count() or 1 if threads == "all" else threads)
+    manifest = _start_manifest(store, loaded, cells, executor_name, device, done)
+    manifest["cell_threads"] = env.threads
+    store.write_manifest(manifest)
     bar = CellProgress(len(cells), already_ok=len(done), enabled=progress)
 
     def on_done(record: CellRecord) -> None:

@@ -16,7 +16,8 @@ def sections(store, baseline) -> list[Section]:
     lines = [
         f"- **Status:** {m['status']} ({counts.get('ok', '?')} of {counts.get('total', '?')} cells ok, "
         f"{counts.get('failed', 0)} failed)",
-        f"- **Device:** {dev['device']} ({dev.get('device_name', '')}), {dev.get('torch_threads')} torch threads",
+        f"- **Device:** {dev['device']} ({dev.get('device_name', '')}), "
+        f"{m.get('cell_threads', dev.get('torch_threads'))} torch thread(s) per CPU cell",
         f"- **Executor:** {m['executor']}; **seeds:** {m['seeds']}",
         f"- **Started:** {m['started_utc']} UTC; **wall time:** {_wall(m)}",
     ]
