@@ -52,6 +52,9 @@ def load_suite(path: str | Path) -> LoadedSuite:
         raise SuiteError(path, key, _describe(err), find_line(text, err["loc"])) from None
     check_references(suite, path, text)
     check_registered_names(suite, path, text)
+    from bench.compare.rules import validate_rules
+
+    validate_rules(raw.get("compare", {}), path, text, prefix=("compare",))
     return LoadedSuite(suite, path, text)
 
 

@@ -190,6 +190,8 @@ class ThroughputConfig(Strict):
 
 
 class MetricRule(Strict):
+    """A `bench compare` rule for one metric (suite `[compare.METRIC]` or a rules file)."""
+
     direction: Literal["higher", "lower"] | None = None
     rel_tol: Annotated[float, Field(ge=0)] | None = None
     abs_tol: Annotated[float, Field(ge=0)] | None = None
@@ -203,7 +205,8 @@ class Suite(Strict):
     robustness: list[RobustnessConfig] = Field(default_factory=list)
     gans: dict[Name, GanConfig] = Field(default_factory=dict)
     throughput: list[ThroughputConfig] = Field(default_factory=list)
-    compare: dict[str, MetricRule] = Field(default_factory=dict)
+    # Checked by bench.compare.rules.validate_rules (metric names, nested [compare.table.metric]).
+    compare: dict[str, dict] = Field(default_factory=dict)
 
 
 # Sections that reference other sections by name: (section, field, target section).
