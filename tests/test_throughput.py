@@ -1,5 +1,7 @@
 """The throughput cell on the CPU: its row, every workload, skipped configurations, the
-consistency of its statistics, and `bench run` writing the table, the plot and the report."""
+consistency of its statistics, and `bench run` writing the table, the plot and the report.
+
+tests/conftest.py pins one torch thread, as bench runs CPU cells by default."""
 
 import json
 import math
@@ -31,16 +33,6 @@ def config(workload="inference", target=CNN, batch_size=16, precision="fp32", ch
             "peak_tflops": None, "seed": seed}
 
 
-@pytest.fixture
-def one_thread():
-    """A single torch thread: on a shared 2-core machine, two OpenMP threads stall at every
-    barrier whenever a neighbour's process holds one of the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_cpu_row_has_every_column_and_self_consistent_numbers():
     row = cell.measure(config(repeats=7, batch_size=32), "cpu")
     assert list(row) == cell.COLUMNS
@@ -67,14 +59,14 @@ def test_cpu_row_has_every_column_and_self_consistent_numbers():
 
 @pytest.mark.parametrize("workload, target", [
     ("train-step", CNN), ("fgsm", CNN), ("pgd", CNN), ("gan-step", DCGAN), ("gan-sample", DCGAN)])
-def test_every_workload_runs_and_counts_work(workload, target, one_thread):
+def test_every_workload_runs_and_counts_work(workload, target):
     row = cell.measure(config(workload, target, batch_size=8, repeats=2), "cpu")
     assert not row["skipped"], row["skip_reason"]
     assert row["flops_per_step"] > 0 and len(row["times_s"]) == 2
     assert row["target"] == target.get("model", target.get("gan"))
 
 
-def test_work_per_step_grows_with_the_workload(one_thread):
+def test_work_per_step_grows_with_the_workload():
     def step_flops(workload, **kw):
         return cell.measure(config(workload, repeats=1, warmup=0, **kw), "cpu")["flops_per_step"]
 
@@ -85,7 +77,7 @@ def test_work_per_step_grows_with_the_workload(one_thread):
     assert step_flops("pgd", pgd_steps=4) > step_flops("pgd", pgd_steps=2)
 
 
-def test_train_step_updates_the_weights_and_inference_does_not(one_thread):
+def test_train_step_updates_the_weights_and_inference_does_not():
     model = cell.build_model(CNN, (1, 8, 8), 10)
     x, y = torch.rand(8, 1, 8, 8), torch.randint(10, (8,))
     before = [p.detach().clone() for p in model.parameters()]
@@ -123,7 +115,7 @@ def test_a_failing_torch_compile_is_a_skipped_row(monkeypatch):
     assert "no compiler here" in row["skip_reason"]
 
 
-def test_repeating_a_cell_gives_a_median_inside_the_iqr_it_reported(one_thread, record_property):
+def test_repeating_a_cell_gives_a_median_inside_the_iqr_it_reported(record_property):
     """The statistic is consistent with its own spread: timing the same configuration again
     lands inside the interquartile range the previous measurement reported.
 
