@@ -206,7 +206,8 @@ def main(argv=None) -> int:
     achieved = flops / float(np.median(times["a"])) / 1e12
     print(f"\n(a) work: {flops / 1e9:.2f} GFLOP per sweep (FlopCounterMode: convolutions and matmuls) "
           f"-> {achieved * 1e3:.1f} GFLOP/s at the median = {achieved / peak:.1%} of the fp32 matmul "
-          f"peak measured in this run ({peak * 1e3:.1f} GFLOP/s, 1024² matmul, best of 12)")
+          f"peak measured in this run ({peak * 1e3:.1f} GFLOP/s: best repeat of 512² and 1024² "
+          f"matmuls, {torch.get_num_threads()} threads)")
     print(f"load average after: {load_after}")
     return 0
 

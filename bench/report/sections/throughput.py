@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")  # reports render headless, also on Ray workers and CI
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import EngFormatter, MaxNLocator
 import pandas as pd
 
 from bench.report.blocks import Figure, Section, Table, Text, figure_png
@@ -48,8 +49,9 @@ def _intro(df: pd.DataFrame) -> str:
         f"{first['warmup']} warm-up steps, then {first['repeats']} timed repeats per configuration, "
         "batches already on the device.",
         "Achieved FLOP/s counts matmuls and convolutions (FlopCounterMode) at the median time. "
-        "MFU is achieved / peak: a vendor table for GPUs, and on the CPU the best fp32 matmul rate "
-        "measured in the same run (so bf16 can exceed 1).",
+        "MFU is achieved / peak: a vendor table for GPUs (dense, per precision), and on the CPU the "
+        "best fp32 matmul rate measured in the same process (`peak_source`), so bf16, or a step "
+        "that ran in a quieter moment than the matmul, can exceed 100%.",
     ]
     return "\n\n".join(lines)
 
@@ -85,15 +87,17 @@ def images_per_s_png(df: pd.DataFrame) -> bytes:
         ax.barh(y, ips, color=colors, alpha=0.85,
                 xerr=np.vstack([np.clip(ips - lo, 0, None), np.clip(hi - ips, 0, None)]),
                 error_kw={"elinewidth": 1, "capsize": 2})
-        for yi, v, mfu in zip(y, ips, g["mfu"].to_numpy(float)):
+        for yi, right, mfu in zip(y, np.maximum(ips, hi), g["mfu"].to_numpy(float)):
             if np.isfinite(mfu):
-                ax.text(v, yi, f" MFU {mfu:.1%}", va="center", fontsize=7)
+                ax.text(right, yi, f"  MFU {mfu:.0%}", va="center", fontsize=7)
         ax.set_yticks(y, labels, fontsize=8)
         ax.invert_yaxis()
         ax.set_title(f"{workload} — {target}", fontsize=10)
         ax.set_xlabel("images/s")
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
         ax.grid(axis="x", alpha=0.3)
-        ax.set_xlim(0, max(hi.max(), ips.max()) * 1.35)
+        ax.set_xlim(0, max(hi.max(), ips.max()) * 1.4)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
     fig.tight_layout()
