@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -19,10 +20,11 @@ def sections(store, baseline) -> list[Section]:
     if agg.empty:
         return []
     extractors = ", ".join(sorted(agg["extractor"].astype(str).unique()))
-    blocks = [Text(f"FID against the real test split, measured with the `{extractors}` feature "
-                   "extractor (FIDs are comparable only for the same extractor and sample count). "
-                   "Mean over seeds with a 95% band; the dotted line is the real-data floor: the "
-                   "FID of the real train split against the real test split.")]
+    blocks = [Text(f"FID of generated samples against the real train split, measured with the "
+                   f"`{extractors}` feature extractor (FIDs are comparable only for the same "
+                   "extractor and sample count). Mean over seeds with a 95% band; the dotted line "
+                   "is the real-data floor: the FID of the real test split against the same "
+                   "reference, the best a generator can be expected to reach.")]
     blocks.append(Figure("gan_fid_over_steps", fid_over_steps_png(agg), "FID over training steps"))
     final = agg.sort_values("step").groupby(["gan", "dataset"], sort=True).tail(1)
     cols = ["gan", "arch", "dataset", "step", "n_seeds", "fid_mean", "fid_ci_low", "fid_ci_high",
@@ -60,5 +62,18 @@ def sample_grids(store) -> list[tuple[str, bytes]]:
         path = rec.artifacts.get("samples") if rec.kind == "gan" and rec.ok else None
         name = rec.config.get("gan")
         if path and name not in out and Path(path).exists():
-            out[name] = Path(path).read_bytes()
+            out[name] = enlarged_png(Path(path).read_bytes())
     return sorted(out.items())
+
+
+def enlarged_png(png: bytes, min_width: int = 320) -> bytes:
+    """8x8 digits make a 72-pixel grid: scale small grids up (nearest, so pixels stay crisp)."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png))
+    factor = -(-min_width // image.width)
+    if factor <= 1:
+        return png
+    buf = io.BytesIO()
+    image.resize((image.width * factor, image.height * factor), Image.NEAREST).save(buf, "PNG")
+    return buf.getvalue()
