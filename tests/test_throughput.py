@@ -122,10 +122,10 @@ def test_repeating_a_cell_gives_a_median_inside_the_iqr_it_reported(record_prope
     Wall-clock values are reported (printed and in the JUnit properties), never asserted. The
     cell runs four times back to back (a ~0.5 ms single-threaded forward, 101 repeats, well
     under a second each: short steps are rarely cut by the scheduler, so the quartiles describe
-    the step rather than the neighbours), giving three consecutive pairs; at least two must agree. A neighbour's load
-    changing between two measurements on the shared machine breaks at most one pair, while a
-    statistic that does not describe the repeats (compilation or data loading inside the timed
-    region, a wrong quartile) breaks them all.
+    the step rather than the neighbours), giving three consecutive pairs; at least two must
+    agree. A neighbour's load changing between two measurements on the shared machine breaks at
+    most one pair, while a statistic that does not describe the repeats (compilation or data
+    loading inside the timed region, a wrong quartile) breaks them all.
     """
     cfg = config("inference", batch_size=8, repeats=101, warmup=5)
     runs = [cell.measure(cfg, "cpu") for _ in range(4)]
@@ -175,7 +175,8 @@ def test_bench_run_writes_the_throughput_table_plot_and_report(tmp_path):
     assert len(table) == 4
     assert set(cell.COLUMNS) <= set(table.columns)
     ran = table[~table["skipped"]]
-    assert set(ran["precision"]) == {"fp32"} and set(table[table["skipped"]]["precision"]) == {"fp16"}
+    assert set(ran["precision"]) == {"fp32"}
+    assert set(table[table["skipped"]]["precision"]) == {"fp16"}
     assert all(len(t) == 3 for t in ran["times_s"])  # a list column, every repeat kept
     agg = pd.read_parquet(run / "tables" / "throughput_agg.parquet")
     assert {"images_per_s_mean", "mfu_mean", "median_s_mean"} <= set(agg.columns)

@@ -22,8 +22,8 @@ from bench.throughput import memory, peaks, timing, workloads
 
 COLUMNS = [
     "workload", "target", "arch", "dataset", "batch_size", "precision", "channels_last", "compile",
-    "seed", "device", "device_name", "torch_version", "cuda_version", "threads", "warmup", "repeats",
-    "timing_method", "times_s", "median_s", "q1_s", "q3_s", "iqr_s", "images_per_step",
+    "seed", "device", "device_name", "torch_version", "cuda_version", "threads", "warmup",
+    "repeats", "timing_method", "times_s", "median_s", "q1_s", "q3_s", "iqr_s", "images_per_step",
     "images_per_s", "flops_per_step", "achieved_tflops", "peak_tflops", "peak_source", "mfu",
     "peak_memory_bytes", "memory_kind", "skipped", "skip_reason",
 ]
@@ -50,7 +50,8 @@ def measure(config: dict, device: str) -> dict:
     if reason is not None:
         return skipped(row, reason)
     with torch.random.fork_rng(devices=_rng_devices(device)):
-        torch.manual_seed(int(config["seed"]))  # model initialisation, without touching callers' RNG
+        # Model initialisation, without touching the caller's RNG.
+        torch.manual_seed(int(config["seed"]))
         workload = build_workload(config, device)
     try:
         with warnings.catch_warnings():
@@ -64,7 +65,8 @@ def measure(config: dict, device: str) -> dict:
         return skipped(row, f"torch.compile failed: {type(exc).__name__}: {_brief(exc)}")
     except UserWarning as exc:
         return skipped(row, f"{config['precision']} autocast is not available here: {exc}")
-    peak = peaks.peak_for(device, row["device_name"], config["precision"], config.get("peak_tflops"))
+    peak = peaks.peak_for(device, row["device_name"], config["precision"],
+                          config.get("peak_tflops"))
     return finish_row(row, result, peak)
 
 
@@ -77,8 +79,8 @@ def time_workload(workload: workloads.Workload, device: str, warmup: int, repeat
     times = timing.time_repeats(workload.step, device, warmup=0, repeats=repeats)
     peak_bytes = memory.read_peak(device, mem_kind)
     flops = flops_mod.count_flops(workload.eager_step)
-    return {"times": times, "flops": flops, "peak_memory_bytes": peak_bytes, "memory_kind": mem_kind,
-            "images_per_step": workload.images_per_step}
+    return {"times": times, "flops": flops, "peak_memory_bytes": peak_bytes,
+            "memory_kind": mem_kind, "images_per_step": workload.images_per_step}
 
 
 def build_workload(config: dict, device: str) -> workloads.Workload:
@@ -108,7 +110,8 @@ def build_workload(config: dict, device: str) -> workloads.Workload:
                                          pgd_steps=int(config["pgd_steps"]), **common)
 
 
-def build_model(target: dict, data_shape: tuple[int, int, int], num_classes: int) -> torch.nn.Module:
+def build_model(target: dict, data_shape: tuple[int, int, int],
+                num_classes: int) -> torch.nn.Module:
     from bench.models.build import build_classifier, load_user_model
 
     if target.get("arch") is not None:
@@ -123,11 +126,12 @@ def build_gan(target: dict, channels: int, image_size: tuple[int, int], seed: in
 
 
 def make_optimizer(model: torch.nn.Module, train_cfg: dict | None) -> torch.optim.Optimizer:
-    """The train recipe's optimiser, as bench.training.loop builds it (Adam 1e-3 without a recipe)."""
+    """The train recipe's optimiser, as bench.training.loop builds it (Adam 1e-3 without one)."""
     cfg = train_cfg or {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0}
     lr, wd = float(cfg["lr"]), float(cfg.get("weight_decay", 0.0))
     if cfg["optimizer"] == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=wd)
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True,
+                               weight_decay=wd)
     return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
 
 

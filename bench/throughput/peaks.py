@@ -23,7 +23,8 @@ GPU_PEAKS: list[tuple[str, str, dict[str, float]]] = [
     (r"H100.*(PCIe|NVL)", "H100 PCIe", {"fp32": 51.2, "bf16": 756.0, "fp16": 756.0}),
     (r"H100|H200|GH200", "H100 SXM", {"fp32": 66.9, "bf16": 989.4, "fp16": 989.4}),
     (r"A100", "A100", {"fp32": 19.5, "bf16": 312.0, "fp16": 312.0}),
-    (r"\bA10G\b", "A10G", {"fp32": 31.2, "bf16": 70.0, "fp16": 70.0}),  # AWS part; no NVIDIA datasheet
+    # A10G: an AWS part without an NVIDIA datasheet; commonly cited figures.
+    (r"\bA10G\b", "A10G", {"fp32": 31.2, "bf16": 70.0, "fp16": 70.0}),
     (r"\bA10\b", "A10", {"fp32": 31.2, "bf16": 125.0, "fp16": 125.0}),
     (r"L40S", "L40S", {"fp32": 91.6, "bf16": 362.1, "fp16": 362.1}),
     (r"\bL4\b", "L4", {"fp32": 30.3, "bf16": 121.0, "fp16": 121.0}),
@@ -82,7 +83,8 @@ def cpu_matmul_peak_tflops(threads: int) -> float:
     if threads != torch.get_num_threads():
         raise ValueError(f"asked for the {threads}-thread peak but torch uses "
                          f"{torch.get_num_threads()} threads")
-    return max(measure_matmul_tflops(n, repeats, torch.float32, "cpu") for n, repeats in CPU_MATMULS)
+    return max(measure_matmul_tflops(n, repeats, torch.float32, "cpu")
+               for n, repeats in CPU_MATMULS)
 
 
 def measure_matmul_tflops(n: int, repeats: int, dtype: torch.dtype, device: str) -> float:

@@ -58,7 +58,9 @@ def precision_unsupported(device: str | torch.device, precision: str,
             return "fp16 is not supported on CPU (CPU autocast has no fast fp16 path); use bf16"
         return None
     if dev.type == "cuda":
-        major, minor = capability if capability is not None else torch.cuda.get_device_capability(dev)
+        if capability is None:
+            capability = torch.cuda.get_device_capability(dev)
+        major, minor = capability
         if precision == "bf16" and major < 8:
             return (f"bf16 needs an Ampere or newer GPU (compute capability >= 8.0); this one is "
                     f"{major}.{minor}")
@@ -111,7 +113,8 @@ def classifier_workload(
         scaler = _grad_scaler(device, precision)
 
         def make(m):
-            return lambda: train_step(m, x, y, opt, device=device, precision=precision, scaler=scaler)
+            return lambda: train_step(m, x, y, opt, device=device, precision=precision,
+                                      scaler=scaler)
     else:
         model.eval()
         if workload == "inference":
@@ -135,7 +138,8 @@ def inference_step(model: nn.Module, x: torch.Tensor, *, device, precision: str)
 
 
 def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer,
-               *, device, precision: str, scaler: torch.amp.GradScaler | None = None) -> torch.Tensor:
+               *, device, precision: str,
+               scaler: torch.amp.GradScaler | None = None) -> torch.Tensor:
     """One optimiser step, the same operations as `bench.training.loop` per batch."""
     with autocast_for(device, precision):
         loss = F.cross_entropy(model(x), y)
@@ -200,7 +204,8 @@ def gan_workload(workload: str, gan, real: torch.Tensor, *, device, precision: s
             return step
     else:
         gan.generator.eval()
-        z = torch.randn(batch_size, gan.z_dim, generator=torch.Generator().manual_seed(seed)).to(device)
+        noise_gen = torch.Generator().manual_seed(seed)
+        z = torch.randn(batch_size, gan.z_dim, generator=noise_gen).to(device)
 
         def make(modules):
             g = modules["generator"]

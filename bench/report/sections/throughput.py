@@ -31,7 +31,7 @@ def sections(store, baseline) -> list[Section]:
     blocks = [Text(_intro(df))]
     if not ran.empty:
         blocks.append(Figure("throughput_images_per_s", images_per_s_png(ran),
-                             "Images/s at the median repeat; whiskers span the interquartile range"))
+                             "Images/s at the median repeat; whiskers span the IQR"))
         blocks.append(Table(display_table(ran), "Throughput per configuration", digits=3))
     if not skip.empty:
         cols = PANEL_KEYS + CONFIG_KEYS + ["skip_reason"]
@@ -46,12 +46,12 @@ def _intro(df: pd.DataFrame) -> str:
     lines = [
         f"Timed on {devices} (torch {first['torch_version']}, CUDA {first['cuda_version'] or '-'}, "
         f"{first['threads']} threads) with `{first['timing_method']}`: "
-        f"{first['warmup']} warm-up steps, then {first['repeats']} timed repeats per configuration, "
-        "batches already on the device.",
+        f"{first['warmup']} warm-up steps, then {first['repeats']} timed repeats per "
+        "configuration, batches already on the device.",
         "Achieved FLOP/s counts matmuls and convolutions (FlopCounterMode) at the median time. "
-        "MFU is achieved / peak: a vendor table for GPUs (dense, per precision), and on the CPU the "
-        "best fp32 matmul rate measured in the same process (`peak_source`), so bf16, or a step "
-        "that ran in a quieter moment than the matmul, can exceed 100%.",
+        "MFU is achieved / peak: a vendor table for GPUs (dense, per precision), and on the CPU "
+        "the best fp32 matmul rate measured in the same process (`peak_source`), so bf16, or a "
+        "step that ran in a quieter moment than the matmul, can exceed 100%.",
     ]
     return "\n\n".join(lines)
 
@@ -73,8 +73,8 @@ def images_per_s_png(df: pd.DataFrame) -> bytes:
     ncols = min(3, len(panels))
     nrows = math.ceil(len(panels) / ncols)
     heights = [len(g) for _, g in panels]
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 0.9 + 0.32 * max(heights) * nrows + 0.8 * nrows),
-                             squeeze=False)
+    height = 0.9 + (0.32 * max(heights) + 0.8) * nrows
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, height), squeeze=False)
     for ax, ((workload, target), g) in zip(axes.flat, panels):
         g = g.sort_values(CONFIG_KEYS)
         labels = [config_label(r, with_seed) for r in g.to_dict("records")]
