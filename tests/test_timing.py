@@ -92,8 +92,8 @@ def test_cpu_uses_perf_counter_and_no_events(monkeypatch):
                                 event_factory=no_events, clock=lambda: float(next(ticks)))
     assert len(calls) == 3 + 5
     assert times == [0.5] * 5  # one clock read before and one after each timed call
-    assert timing.time_repeats(lambda: None, "cpu", warmup=0, repeats=3) == pytest.approx(
-        [0, 0, 0], abs=1e-3)  # the real perf_counter by default
+    # The real perf_counter by default (non-negative; a no-op is fast even when preempted).
+    assert all(0 <= t < 0.5 for t in timing.time_repeats(lambda: None, "cpu", warmup=0, repeats=3))
 
 
 def test_time_repeats_rejects_nonsense():
