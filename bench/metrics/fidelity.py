@@ -25,7 +25,7 @@ INCEPTION = "inception-v3-compat"
 INCEPTION_LAYERS = {"fid": "2048", "kid": "2048", "prc": "2048", "isc": "logits_unbiased"}
 METRIC_FLAGS = ("fid", "kid", "isc", "prc")
 COLUMNS = ("fid", "kid_mean", "kid_std", "isc_mean", "isc_std", "precision", "recall")
-KID_SUBSET_SIZE = 1000  # torch-fidelity's default, lowered when there are fewer samples
+KID_SUBSET_SIZE = 1000  # torch-fidelity's default; at most half the samples, so subsets differ
 ISC_SPLITS = 10
 REFERENCE_SUBSET_SEED = 0  # fixed: every cell must pick the same real subset to share the cache
 BATCH_SIZE = 256
@@ -152,7 +152,7 @@ def compute_metrics(generated: torch.Tensor, reference: Reference, extractor: Ex
     if any(kwargs[m] for m in ("fid", "kid", "prc")):  # IS alone needs no real images
         kwargs["input2"] = UInt8Images(reference.images)
         kwargs["input2_cache_name"] = reference.cache_name
-    kwargs["kid_subset_size"] = min(KID_SUBSET_SIZE, n_fake, n_real)
+    kwargs["kid_subset_size"] = max(2, min(KID_SUBSET_SIZE, n_fake // 2, n_real // 2))
     kwargs["isc_splits"] = min(ISC_SPLITS, n_fake)
     with _on_cuda_device(device):
         raw = torch_fidelity.calculate_metrics(**kwargs)
