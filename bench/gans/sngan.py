@@ -1,8 +1,9 @@
 """SNGAN (Miyato et al., 2018): spectral normalisation in the discriminator, hinge loss.
 
 Every conv and linear layer of D is wrapped in torch.nn.utils.parametrizations.spectral_norm
-(one power iteration per forward); LeakyReLU slope 0.1 and Adam(2e-4, β=(0.5, 0.999)) with one
-D update per G update, the paper's standard-CNN setting.
+(one power iteration per forward); LeakyReLU slope 0.1 as in the paper's standard CNN. Adam
+(2e-4, β=(0.0, 0.9)) with one D update per G update: on digits β1 = 0.5 made the FID swing
+between evaluations (16-46 after 800 steps over 3 seeds), β1 = 0 did not (13-15).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from bench.gans.train import GAN
 class SNGAN(GAN):
     name = "sngan"
     lr = 2e-4
-    betas = (0.5, 0.999)
+    betas = (0.0, 0.9)
 
     def build_discriminator(self) -> nn.Module:
         return build_discriminator(self.channels, self.image_size, norm="spectral", slope=0.1)
