@@ -141,6 +141,8 @@ def train_extractor(x: torch.Tensor, y: torch.Tensor, num_classes: int, *, epoch
     x, y = x.to(device), y.to(device)
     for _ in range(epochs):
         for idx in torch.randperm(len(y), generator=gen).split(batch_size):
+            if len(idx) < 2:
+                continue  # BatchNorm cannot train on a batch of one
             idx = idx.to(device)
             _, logits = net(x[idx])
             loss = F.cross_entropy(logits, y[idx])
