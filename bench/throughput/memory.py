@@ -3,7 +3,8 @@
 Call `reset_peak(device)` right before the region and `read_peak(device, reset_kind)` right
 after it. On Linux the process's peak RSS (VmHWM) is reset by writing "5" to
 /proc/self/clear_refs, so the CPU figure is the region's peak RSS ("peak_rss"); where that is
-not possible, the current RSS after the region is reported instead ("rss").
+not possible, the current RSS after the region is reported instead ("rss"). Some kernels and
+sandboxes accept the write but leave VmHWM alone, so the reset is checked, not assumed.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import torch
 
 PROC_STATUS = Path("/proc/self/status")
 PROC_CLEAR_REFS = Path("/proc/self/clear_refs")
+# After a working reset VmHWM equals VmRSS; RSS may grow a little between the two reads.
+RESET_SLACK_KIB = 1024
 
 
 def reset_peak(device: str | torch.device) -> str:
@@ -27,7 +30,10 @@ def reset_peak(device: str | torch.device) -> str:
         PROC_CLEAR_REFS.write_text("5")
     except OSError:
         return "rss"
-    return "peak_rss" if _status_kib("VmHWM") is not None else "rss"
+    hwm, rss = _status_kib("VmHWM"), _status_kib("VmRSS")
+    if hwm is None or rss is None or hwm > rss + RESET_SLACK_KIB:
+        return "rss"  # the write was accepted but the peak was not reset
+    return "peak_rss"
 
 
 def read_peak(device: str | torch.device, kind: str) -> int | None:
