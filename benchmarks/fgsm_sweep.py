@@ -40,8 +40,15 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from benchmarks._common import (alternate, describe_times, fmt_load, machine_lines,  # noqa: E402
-                                ratio_summary, train_briefly, upsampled_digits)
+from benchmarks._common import (  # noqa: E402
+    alternate,
+    describe_times,
+    fmt_load,
+    machine_lines,
+    ratio_summary,
+    train_briefly,
+    upsampled_digits,
+)
 
 EPSILONS = [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3]  # the tutorial's list
 N_IMAGES = 10_000

@@ -17,8 +17,16 @@ from bench.cli import main
 from bench.compare import compare_runs
 from bench.store import schema as S
 from bench.store.migrate import migrate_tables, open_run
-from tests.helpers.runs import (copy_run, edit_manifest, edit_table, golden_run, make_run,
-                                robustness_cells, synthetic_times, throughput_cells)
+from tests.helpers.runs import (
+    copy_run,
+    edit_manifest,
+    edit_table,
+    golden_run,
+    make_run,
+    robustness_cells,
+    synthetic_times,
+    throughput_cells,
+)
 
 V1, V2 = golden_run("v1"), golden_run("v2")
 

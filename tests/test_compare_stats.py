@@ -5,8 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.compare.stats import (MWU_MIN_SAMPLES, bootstrap_median_diff, bootstrap_paired_median_diff,
-                                 judge)
+from bench.compare.stats import (
+    MWU_MIN_SAMPLES,
+    bootstrap_median_diff,
+    bootstrap_paired_median_diff,
+    judge,
+)
 
 BASE = np.array([0.80, 0.90, 0.95])  # seed-to-seed spread (0.15) larger than the shift below
 

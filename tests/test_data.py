@@ -374,8 +374,9 @@ def test_missing_cifar_meta_is_reported(tmp_path):
 
 
 def test_failed_download_is_a_dataset_not_found(tmp_path, monkeypatch):
-    import torchvision.datasets.mnist as tv_mnist
     from urllib.error import URLError
+
+    import torchvision.datasets.mnist as tv_mnist
 
     def offline(*args, **kwargs):
         raise URLError("no network")

@@ -28,8 +28,13 @@ import pytest
 from bench.report import build_sections, write_report
 from bench.report.blocks import Figure, Section, Table, Text, Warning_
 from bench.report.html import format_value, markdown_to_html, render_html
-from tests.helpers.runs import (edit_table, make_run, robustness_cells, synthetic_times,
-                                throughput_cells)
+from tests.helpers.runs import (
+    edit_table,
+    make_run,
+    robustness_cells,
+    synthetic_times,
+    throughput_cells,
+)
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",

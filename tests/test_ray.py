@@ -26,8 +26,12 @@ from bench.runner import run_suite
 from bench.store.run_store import RunStore
 from bench.suite.load import load_suite
 from bench.suite.plan import plan
-from tests.helpers.suites import (cells_per_tiny_suite, fast_then_slow_suite, tiny_digits_suite,
-                                  write_suite)
+from tests.helpers.suites import (
+    cells_per_tiny_suite,
+    fast_then_slow_suite,
+    tiny_digits_suite,
+    write_suite,
+)
 
 ray = pytest.importorskip("ray")
 

@@ -1,6 +1,5 @@
 """The run store: atomic writes, journal round trip, tables, the run lock, aggregates."""
 
-import json
 import math
 import os
 

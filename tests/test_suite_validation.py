@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
@@ -93,7 +92,8 @@ def test_error_names_the_line(tmp_path):
     path.write_text(GOOD.replace("epochs = 1 }", 'epochs = "ten" }', 1))
     with pytest.raises(SuiteError) as err:
         load_suite(path)
-    expected = next(i for i, l in enumerate(path.read_text().splitlines(), 1) if '"ten"' in l)
+    expected = next(i for i, line in enumerate(path.read_text().splitlines(), 1)
+                    if '"ten"' in line)
     assert err.value.line == expected
 
 

@@ -16,8 +16,15 @@ import torch
 import torchattacks
 from torch import nn
 
-from bench.attacks import (EpsilonResult, attack_mode, input_gradient, is_eval_mode, iter_batches,
-                           linf_per_sample, zero_fraction)
+from bench.attacks import (
+    EpsilonResult,
+    attack_mode,
+    input_gradient,
+    is_eval_mode,
+    iter_batches,
+    linf_per_sample,
+    zero_fraction,
+)
 
 # At most this many adversarial images per no-grad forward (the ε copies of a batch are
 # concatenated into one forward, which is where most of the sweep's speed comes from).

@@ -14,8 +14,15 @@ import torch
 import torchattacks
 from torch import nn
 
-from bench.attacks import (EpsilonResult, attack_mode, input_gradient, is_eval_mode, iter_batches,
-                           linf_per_sample, zero_fraction)
+from bench.attacks import (
+    EpsilonResult,
+    attack_mode,
+    input_gradient,
+    is_eval_mode,
+    iter_batches,
+    linf_per_sample,
+    zero_fraction,
+)
 
 
 def default_alpha(epsilon: float, steps: int) -> float:

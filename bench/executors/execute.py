@@ -15,7 +15,6 @@ from bench.provenance import utc_now
 from bench.store.run_store import CellRecord
 from bench.suite.plan import Cell
 
-
 # TEST-ONLY fault injection, read here and nowhere else. When this environment variable
 # names a folder, the process running a cell SIGKILLs itself the first time it starts that
 # cell: it first creates `<folder>/<cell id>.killed`, so the next attempt runs normally.

@@ -12,8 +12,8 @@ import matplotlib
 matplotlib.use("Agg")  # reports render headless, also on Ray workers and CI
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.ticker import EngFormatter, MaxNLocator
 import pandas as pd
+from matplotlib.ticker import EngFormatter, MaxNLocator
 
 from bench.report.blocks import Figure, Section, Table, Text, figure_png
 from bench.store import schema as S
