@@ -164,10 +164,19 @@ def test_cpu_peak_is_measured_once_per_process():
     first = peaks.cpu_matmul_peak_tflops(threads)
     assert first > 0
     assert peaks.cpu_matmul_peak_tflops(threads) == first  # cached, not re-measured
-    peak = peaks.peak_for("cpu", "some cpu", "bf16")
+    peak = peaks.peak_for("cpu", "some cpu", "fp32")
     assert peak.tflops == first and peak.source.startswith("measured:cpu-fp32-matmul")
     with pytest.raises(ValueError):
         peaks.cpu_matmul_peak_tflops(threads + 1)
+
+
+def test_cpu_peak_is_per_precision():
+    threads = torch.get_num_threads()
+    bf16 = peaks.peak_for("cpu", "some cpu", "bf16")
+    assert bf16.source.startswith("measured:cpu-bf16-matmul")
+    assert bf16.tflops == peaks.cpu_matmul_peak_tflops(threads, "bf16") > 0
+    with pytest.raises(ValueError, match="int8"):
+        peaks.cpu_matmul_peak_tflops(threads, "int8")
 
 
 def test_precision_support():

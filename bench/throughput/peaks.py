@@ -4,8 +4,10 @@
   precision: "fp32" is the non-tensor-core FP32 peak (PyTorch's default matmul precision;
   cuDNN convolutions may use TF32 and beat it), "bf16"/"fp16" the tensor-core peak with FP32
   accumulate. A suite's `peak_tflops` overrides the table.
-- CPU: the best fp32 matmul rate measured on this machine in this process (cached per process
-  and thread count), so CPU "MFU" means "fraction of what a big fp32 matmul reaches here".
+- CPU: the best matmul rate at the row's precision measured on this machine in this process
+  (cached per process, thread count and precision), so CPU "MFU" means "fraction of what a big
+  matmul of that dtype reaches here". bf16 gets its own peak because CPUs differ wildly in it:
+  with AVX512-BF16 it is about twice the fp32 rate, without it a small fraction.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ GPU_PEAKS: list[tuple[str, str, dict[str, float]]] = [
     (r"\bT4\b", "T4", {"fp32": 8.1, "fp16": 65.0}),
 ]
 
-# (n, repeats) of the n×n @ n×n fp32 matmuls whose best rate is the CPU peak. The small one
+CPU_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# (n, repeats) of the n×n @ n×n matmuls whose best rate is the CPU peak. The small one
 # fits between a busy machine's scheduler preemptions; the large one reaches the full rate
 # where the small one cannot.
 CPU_MATMULS = ((512, 50), (1024, 12))
@@ -65,16 +68,16 @@ def peak_for(device: str | torch.device, device_name: str, precision: str,
     if torch.device(device).type == "cuda":
         return gpu_peak(device_name, precision)
     if torch.device(device).type == "cpu":
-        tflops = cpu_matmul_peak_tflops(torch.get_num_threads())
+        tflops = cpu_matmul_peak_tflops(torch.get_num_threads(), precision)
         sizes = "/".join(str(n) for n, _ in CPU_MATMULS)
-        return Peak(tflops, f"measured:cpu-fp32-matmul-{sizes} ({torch.get_num_threads()} threads, "
-                            "best repeat)")
+        return Peak(tflops, f"measured:cpu-{precision}-matmul-{sizes} "
+                            f"({torch.get_num_threads()} threads, best repeat)")
     return Peak(None, f"no peak known for device type {torch.device(device).type!r}")
 
 
-@functools.lru_cache(maxsize=None)
-def cpu_matmul_peak_tflops(threads: int) -> float:
-    """Best fp32 TFLOP/s of the CPU_MATMULS with `threads` torch threads, measured once per process.
+def cpu_matmul_peak_tflops(threads: int, precision: str = "fp32") -> float:
+    """Best TFLOP/s of the CPU_MATMULS in `precision` with `threads` torch threads, measured once
+    per process.
 
     The best repeat, not the median: a peak is what the machine can do, and on a shared machine
     the slower repeats measure the neighbours. `threads` is part of the cache key (and must be
@@ -83,7 +86,14 @@ def cpu_matmul_peak_tflops(threads: int) -> float:
     if threads != torch.get_num_threads():
         raise ValueError(f"asked for the {threads}-thread peak but torch uses "
                          f"{torch.get_num_threads()} threads")
-    return max(measure_matmul_tflops(n, repeats, torch.float32, "cpu")
+    if precision not in CPU_DTYPES:
+        raise ValueError(f"no CPU matmul peak for precision {precision!r}")
+    return _measured_cpu_peak(threads, precision)
+
+
+@functools.lru_cache(maxsize=None)  # keyed by (threads, precision), however the caller spelt them
+def _measured_cpu_peak(threads: int, precision: str) -> float:
+    return max(measure_matmul_tflops(n, repeats, CPU_DTYPES[precision], "cpu")
                for n, repeats in CPU_MATMULS)
 
 

@@ -50,8 +50,9 @@ def _intro(df: pd.DataFrame) -> str:
         "configuration, batches already on the device.",
         "Achieved FLOP/s counts matmuls and convolutions (FlopCounterMode) at the median time. "
         "MFU is achieved / peak: a vendor table for GPUs (dense, per precision), and on the CPU "
-        "the best fp32 matmul rate measured in the same process (`peak_source`), so bf16, or a "
-        "step that ran in a quieter moment than the matmul, can exceed 100%.",
+        "the best matmul rate of the same precision measured in the same process "
+        "(`peak_source`). On the CPU a convolution kernel can outrun the matmul, and a step can "
+        "run in a quieter moment than the matmul did, so a CPU MFU can exceed 100%.",
     ]
     return "\n\n".join(lines)
 
