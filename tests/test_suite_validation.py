@@ -157,3 +157,16 @@ def test_plan_is_cartesian_with_stable_ids(tmp_path):
     path.write_text(GOOD.replace("epochs = 1 }", "epochs = 2 }", 1))
     changed = plan(load_suite(path))
     assert len({c.id for c in changed} & {c.id for c in cells}) < len(cells)
+
+
+def test_a_gan_with_train_false_is_only_timed(tmp_path):
+    gan = '\n[gans.g]\narch = "dcgan"\ndataset = "digits"\n'
+    timed = '\n[[throughput]]\ngans = ["g"]\nworkloads = ["gan-step"]\n'
+    path = tmp_path / "gan.toml"
+    path.write_text(GOOD + gan + timed)
+    kinds = [c.kind for c in plan(load_suite(path))]
+    assert kinds.count("gan") == 2 and kinds.count("extractor") == 1  # one per seed
+    path.write_text(GOOD + gan + "train = false\n" + timed)
+    cells = plan(load_suite(path))
+    assert {c.kind for c in cells} == {"train", "robustness", "throughput"}
+    assert [c.config["target"]["gan"] for c in cells if c.kind == "throughput"] == ["g", "g"]

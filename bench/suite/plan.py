@@ -77,6 +77,8 @@ def plan(loaded: LoadedSuite) -> list[Cell]:
 
     extractor_ids: dict[str, str] = {}
     for name, gan in suite.gans.items():
+        if not gan.train:
+            continue
         dataset = dataset_config(suite, gan.dataset, base)
         extractor = _extractor(gan.feature_extractor, suite.suite.inception_weights)
         deps = {}
@@ -84,7 +86,7 @@ def plan(loaded: LoadedSuite) -> list[Cell]:
             ext_cell = Cell("extractor", {"dataset": dataset}, label=f"extractor {gan.dataset}")
             deps = {"extractor": extractor_ids.setdefault(gan.dataset, add(ext_cell))}
         for seed in suite.suite.seeds:
-            config = gan.model_dump(exclude={"dataset", "feature_extractor"}) | {
+            config = gan.model_dump(exclude={"dataset", "feature_extractor", "train"}) | {
                 "gan": name,
                 "dataset": dataset,
                 "feature_extractor": extractor,

@@ -164,6 +164,9 @@ class GanConfig(Strict):
     lr: Annotated[float, Field(gt=0)] | None = None  # arch default if unset
     z_dim: Annotated[int, Field(gt=0)] | None = None
     amp: bool = False  # mixed precision on CUDA only
+    # false: no gan cell (no training, no FID); the GAN is only timed by [[throughput]] cells,
+    # as models are only trained when a [[robustness]] section evaluates them.
+    train: bool = True
 
 
 class ThroughputConfig(Strict):
