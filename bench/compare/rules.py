@@ -19,10 +19,10 @@ Unknown metrics and unknown keys are rejected like in the suite file (exit 2).
 from __future__ import annotations
 
 import difflib
+import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import tomllib
 from pydantic import ValidationError
 
 from bench.errors import SuiteError, UserError

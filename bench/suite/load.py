@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-import tomllib
 from pydantic import ValidationError
 
 from bench.errors import SuiteError
