@@ -207,3 +207,11 @@ def touched_anonymous_pages(nbytes: int) -> mmap.mmap:
     for offset in range(0, nbytes, mmap.PAGESIZE):
         block[offset] = 1
     return block
+
+
+def test_a_peak_reset_that_does_not_take_falls_back_to_current_rss(tmp_path, monkeypatch):
+    touched_anonymous_pages(64 * 2**20).close()  # the process peak is now well above its RSS
+    # A kernel or sandbox that accepts the write to clear_refs and resets nothing:
+    monkeypatch.setattr(memory, "PROC_CLEAR_REFS", tmp_path / "clear_refs")
+    assert memory.reset_peak("cpu") == "rss"
+    assert memory.read_peak("cpu", "rss") == pytest.approx(memory.current_rss_bytes(), rel=0.05)
