@@ -18,6 +18,7 @@ from bench.cells import RunEnv
 from bench.errors import UserError
 from bench.executors import EXECUTORS
 from bench.executors.progress import CellProgress
+from bench.identity import code_identity
 from bench.store.lock import RunLock
 from bench.store.run_store import CellRecord, RunStore
 from bench.store.schema import SCHEMA_VERSION
@@ -42,7 +43,9 @@ def run_suite(suite_path: str | Path, *, results_dir: str | Path = defaults.RESU
               run_id: str | None = None, resume: bool = True, executor: str | None = None,
               executor_options: dict | None = None, device: str | None = None,
               cache_dir: str | Path | None = None, progress: bool = True,
-              report: bool = True) -> RunOutcome:
+              report: bool = True, reuse_other_code: bool = False) -> RunOutcome:
+    """`reuse_other_code`: resume a run, and reuse cached trained weights, made by other bench
+    code (by default neither happens: a change in bench must show in its results)."""
     loaded = load_suite(suite_path)
     cells = plan(loaded)
     preflight(loaded, cells)  # bad input fails here, before any folder exists
@@ -55,29 +58,33 @@ def run_suite(suite_path: str | Path, *, results_dir: str | Path = defaults.RESU
     runner = EXECUTORS.get(executor_name)(**options)
 
     results_dir = Path(results_dir)
-    run_dir = choose_run_dir(results_dir / meta.name, loaded, run_id, resume)
+    code = code_identity()
+    run_dir = choose_run_dir(results_dir / meta.name, loaded, run_id, resume, code,
+                             reuse_other_code)
     store = RunStore(run_dir)
+    threads = meta.threads
+    env = RunEnv(device=device, artifacts_dir=store.artifacts_dir, progress=progress,
+                 cache_dir=Path(cache_dir) if cache_dir else results_dir / defaults.CACHE_SUBDIR,
+                 threads=os.cpu_count() or 1 if threads == "all" else threads, code=code,
+                 reuse_other_code=reuse_other_code)
     with RunLock(run_dir):
-        return _run_locked(loaded, cells, store, runner, executor_name, device,
-                           Path(cache_dir) if cache_dir else results_dir / defaults.CACHE_SUBDIR,
-                           progress, report)
+        return _run_locked(loaded, cells, store, runner, executor_name, env, report)
 
 
 def _run_locked(loaded: LoadedSuite, cells: list[Cell], store: RunStore, runner, executor_name: str,
-                device: str, cache_dir: Path, progress: bool, report: bool) -> RunOutcome:
+                env: RunEnv, report: bool) -> RunOutcome:
     planned = {c.id: c for c in cells}
     done = {i: r for i, r in store.read_cells().items() if i in planned and _reusable(r)}
-    threads = loaded.suite.suite.threads
-    env = RunEnv(device=device, cache_dir=cache_dir, artifacts_dir=store.artifacts_dir,
-                 progress=progress, threads=os.cpu_count() or 1 if threads == "all" else threads)
-    manifest = _start_manifest(store, loaded, cells, executor_name, device, done)
+    manifest = _start_manifest(store, loaded, cells, executor_name, env, done)
     manifest["cell_threads"] = env.threads
     store.write_manifest(manifest)
-    bar = CellProgress(len(cells), already_ok=len(done), enabled=progress)
+    session = len(manifest["sessions"]) - 1
+    bar = CellProgress(len(cells), already_ok=len(done), enabled=env.progress)
 
     def on_done(record: CellRecord) -> None:
         store.write_cell(record)
-        manifest["cells"][record.id].update(status=record.status, reason=record.reason)
+        manifest["cells"][record.id].update(status=record.status, reason=record.reason,
+                                            session=session)
         store.write_manifest(manifest)
 
     status = "interrupted"
@@ -107,8 +114,10 @@ def _run_locked(loaded: LoadedSuite, cells: list[Cell], store: RunStore, runner,
     return RunOutcome(store.dir, n_ok, n_failed, status)
 
 
-def choose_run_dir(suite_dir: Path, loaded: LoadedSuite, run_id: str | None, resume: bool) -> Path:
-    """An explicit --run-id, else the newest unfinished run of the same suite text, else a new one."""
+def choose_run_dir(suite_dir: Path, loaded: LoadedSuite, run_id: str | None, resume: bool,
+                   code: dict, reuse_other_code: bool = False) -> Path:
+    """An explicit --run-id, else the newest unfinished run of the same suite text and bench
+    code, else a new one. A run made by other code is resumed only with `reuse_other_code`."""
     if run_id is not None:
         run_dir = suite_dir / run_id
         if (run_dir / "manifest.json").exists():
@@ -119,6 +128,10 @@ def choose_run_dir(suite_dir: Path, loaded: LoadedSuite, run_id: str | None, res
             if not resume:
                 raise UserError(f"{run_dir}: already exists; drop --no-resume to resume it or "
                                 "pass a new --run-id")
+            if not (reuse_other_code or _same_code(old, code)):
+                raise UserError(f"{run_dir}: this run was made by other bench code (source "
+                                f"{_code_of(old)[:12]}, now {code['source_sha256'][:12]}); pass "
+                                "a new --run-id, or --reuse-other-code to resume it anyway")
         return run_dir
     if resume and suite_dir.is_dir():
         for run_dir in sorted((p for p in suite_dir.iterdir() if p.is_dir()), reverse=True):
@@ -126,7 +139,9 @@ def choose_run_dir(suite_dir: Path, loaded: LoadedSuite, run_id: str | None, res
             if not path.exists():
                 continue
             old = RunStore(run_dir).read_manifest()
-            if old.get("suite", {}).get("sha256") == loaded.sha256 and old.get("status") != "complete":
+            if (old.get("suite", {}).get("sha256") == loaded.sha256
+                    and old.get("status") != "complete"
+                    and (reuse_other_code or _same_code(old, code))):
                 return run_dir
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     run_dir, k = suite_dir / stamp, 1
@@ -136,17 +151,39 @@ def choose_run_dir(suite_dir: Path, loaded: LoadedSuite, run_id: str | None, res
     return run_dir
 
 
+def _code_of(manifest: dict) -> str:
+    """The source hash of the code of a run's latest session ("" for runs before it was kept)."""
+    sessions = manifest.get("sessions") or [{}]
+    return str((sessions[-1].get("code") or {}).get("source_sha256", ""))
+
+
+def _same_code(manifest: dict, code: dict) -> bool:
+    return _code_of(manifest) == code["source_sha256"]
+
+
 def _reusable(record: CellRecord) -> bool:
     """A finished cell counts as done only if its artefacts (e.g. trained weights) still exist."""
     return record.ok and all(Path(p).exists() for p in record.artifacts.values())
 
 
 def _start_manifest(store: RunStore, loaded: LoadedSuite, cells: list[Cell], executor: str,
-                    device: str, done: dict[str, CellRecord]) -> dict:
+                    env: RunEnv, done: dict[str, CellRecord]) -> dict:
+    """A new manifest, or a resumed run's with one more session. What earlier sessions
+    recorded (their provenance, and which session made each finished cell) is kept as it was."""
     now = provenance.utc_now()
     session = {"started_utc": now, "executor": executor, "pid": os.getpid(),
-               "resumed_cells": len(done), "status": "running"}
+               "resumed_cells": len(done), "status": "running", "code": env.code,
+               "reuse_other_code": env.reuse_other_code,
+               "provenance": provenance.collect(env.device, Path(__file__).resolve().parent.parent)}
     old = store.read_manifest() if store.manifest_path.exists() else {}
+    old_cells = old.get("cells", {})
+    cell_entries = {}
+    for c in cells:
+        entry = {"kind": c.kind, "label": c.label, "deps": c.deps, "status": "pending",
+                 "reason": None, "session": None}
+        if c.id in done:
+            entry |= {"status": done[c.id].status, "session": old_cells.get(c.id, {}).get("session", 0)}
+        cell_entries[c.id] = entry
     return {
         "schema_version": SCHEMA_VERSION,
         "bench_version": __version__,
@@ -159,11 +196,25 @@ def _start_manifest(store: RunStore, loaded: LoadedSuite, cells: list[Cell], exe
         "sessions": old.get("sessions", []) + [session],
         "seeds": loaded.suite.suite.seeds,
         "executor": executor,
-        "provenance": provenance.collect(device, Path(__file__).resolve().parent.parent),
-        "cells": {c.id: {"kind": c.kind, "label": c.label, "deps": c.deps,
-                         "status": done[c.id].status if c.id in done else "pending",
-                         "reason": None} for c in cells},
+        # The first session's; each session keeps its own, and each cell names its session.
+        "provenance": old.get("provenance", session["provenance"]),
+        "code": old.get("code", env.code),
+        "inputs": content_hashes(cells),
+        "cells": cell_entries,
     }
+
+
+def content_hashes(cells: list[Cell]) -> dict[str, str]:
+    """sha256 of every file the suite points to (checkpoints, Inception weights), by suite key:
+    paths are machine-local, so identity (and this record) is what the files hold."""
+    out = {}
+    for c in cells:
+        source = c.config.get("source") or {}
+        if source.get("checkpoint_sha256"):
+            out[f"models.{c.config['model']}.checkpoint"] = source["checkpoint_sha256"]
+        if c.config.get("inception_weights_sha256"):
+            out["suite.inception_weights"] = c.config["inception_weights_sha256"]
+    return out
 
 
 def _raise_interrupt(signum, frame):

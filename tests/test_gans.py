@@ -142,8 +142,9 @@ def extractor_result(tmp_path_factory):
     train, test = load_dataset(DIGITS, "train"), load_dataset(DIGITS, "test")
     net = fe.train_extractor(train.x, train.y, 10, epochs=3, lr=1e-3, batch_size=64, seed=0)
     path = tmp_path_factory.mktemp("ext") / "weights.pt"
-    h = "gantest000000001"
-    torch.save(fe.weights_payload(net, 1, 10, h, fe.accuracy(net, test.x, test.y)), path)
+    payload = fe.weights_payload(net, 1, 10, fe.accuracy(net, test.x, test.y))
+    torch.save(payload, path)
+    h = payload["hash"]
     row = {"name": fe.extractor_name(h), "hash": h, "dataset": "digits", "test_accuracy": 0.9}
     return CellResult(records={"extractors": [row]}, artifacts={"weights": str(path)})
 
@@ -172,8 +173,9 @@ def test_gan_cell_rows_and_artefacts(tmp_path, extractor_result):
     assert expected <= set(rows[0])
     first, last = rows[0], rows[-1]
     assert first["gan"] == "my-dcgan" and first["arch"] == "dcgan" and first["dataset"] == "digits"
-    assert first["extractor"] == "bench-domain-gantest000000001"
-    assert first["extractor_hash"] == "gantest000000001" and first["num_samples"] == 40
+    h = extractor_result.records["extractors"][0]["hash"]
+    assert first["extractor"] == f"bench-domain-{h}"
+    assert first["extractor_hash"] == h and first["num_samples"] == 40
     assert all(math.isfinite(r[k]) for r in rows for k in ("fid", "kid_mean", "isc_mean", "recall"))
     assert len({r["real_floor_fid"] for r in rows}) == 1 and 0 < first["real_floor_fid"] < first["fid"]
     assert math.isnan(first["train_images_per_s"]) and first["seconds"] == 0

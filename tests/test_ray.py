@@ -118,7 +118,7 @@ def test_ray_tables_equal_local_tables(kill_first_attempt, local_run, suite_path
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["executor"] == "ray"
     # Each model was trained once, in this run's own cache, then evaluated twice.
-    assert len(list((tmp_path / "cache" / "models").glob("*.pt"))) == 2
+    assert len(list((tmp_path / "cache" / "models").rglob("*.pt"))) == 2
     assert_same_tables(comparable_tables(run_dir), comparable_tables(local_run))
 
 
@@ -215,7 +215,7 @@ def test_interrupt_cancels_in_flight_tasks(kill_first_attempt, tmp_path):
     while ray.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert ray.available_resources().get("CPU", 0) == 2  # nothing of ours still runs
-    assert len(list((tmp_path / "cache" / "models").glob("*.pt"))) == 1  # slow never finished
+    assert len(list((tmp_path / "cache" / "models").rglob("*.pt"))) == 1  # slow never finished
     assert ray.is_initialized()  # a session the executor did not start is left running
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.identity import code_identity
 from bench.registry import Registry
 
 
@@ -28,6 +29,8 @@ class RunEnv:
     artifacts_dir: Path  # this run's artefacts (sample grids, per-run files)
     progress: bool = True  # show tqdm bars for long work inside the cell
     threads: int = 1  # torch intra-op threads for a CPU cell (set by execute_cell)
+    code: dict = field(default_factory=code_identity)  # the bench code running the cells
+    reuse_other_code: bool = False  # may cached artefacts of other bench code be reused?
 
 
 @dataclass

@@ -1,63 +1,65 @@
 """The "extractor" cell: train the domain feature extractor for a dataset, once.
 
-The weights are cached under `env.cache_dir/extractors/<hash>.pt`, keyed by a hash of the
-dataset config and the training recipe, so every GAN cell (and every later run) that
-evaluates on the same data uses the same extractor, and FIDs stay comparable.
+The trained weights are cached (bench.store.artifact_cache) by the dataset's portable config,
+the training data's fingerprint, the recipe and the bench code, so every GAN cell (and every
+later run of the same code) that evaluates on the same data uses the same extractor.
+
+The extractor is *identified* by a hash of its trained weights, not of its recipe: FIDs are
+compared (and FID statistics reused) only under the very same network.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
-from pathlib import Path
 
 import torch
 
 from bench.cells import CellResult, RunEnv
 from bench.data import load_dataset
+from bench.fingerprint import data_fingerprint
+from bench.identity import artifact_key
 from bench.metrics import feature_extractor as fe
-from bench.store.atomic import atomic_write_bytes
+from bench.store import artifact_cache
+from bench.store import schema as S
 
-# Bump "version" when DomainNet or the recipe changes meaning: it changes every hash.
+# Bump "version" when DomainNet or the recipe changes meaning.
 RECIPE = {"version": 1, "steps": 1500, "batch_size": 64, "lr": 1e-3, "seed": 0}
-
-
-def extractor_hash(dataset: dict) -> str:
-    """16 hex digits identifying (dataset content config, recipe, weights format)."""
-    # The suite's name for the dataset does not change the data, so it stays out of the hash.
-    data = {k: v for k, v in dataset.items() if k != "name"}
-    payload = json.dumps({"dataset": data, "recipe": RECIPE, "format": fe.WEIGHTS_FORMAT},
-                         sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+CACHE_KIND = "extractors"
 
 
 def run_extractor_cell(config: dict, inputs: dict, env: RunEnv) -> CellResult:
     dataset = config["dataset"]
-    config_hash = extractor_hash(dataset)
-    path = Path(env.cache_dir) / "extractors" / f"{config_hash}.pt"
-    if path.exists():
-        payload = fe.load_weights(path)
-    else:
-        payload = _train(dataset, config_hash, env.device)
+    train = load_dataset(dataset, "train")
+    # The suite's name for the dataset does not change the data, so it stays out of the key.
+    content = {"data": data_fingerprint(train.x, train.y), "recipe": RECIPE,
+               "format": fe.WEIGHTS_FORMAT}
+    key = artifact_key("extractor", {k: v for k, v in dataset.items() if k != "name"}, content)
+    cached = artifact_cache.lookup(env.cache_dir, CACHE_KIND, key, env.code, env.reuse_other_code)
+    if cached is None:
+        payload = _train(dataset, train, env.device)
         buf = io.BytesIO()
         torch.save(payload, buf)
-        atomic_write_bytes(path, buf.getvalue())
+        cached = artifact_cache.store(env.cache_dir, CACHE_KIND, key, env.code, buf.getvalue(),
+                                      {"hash": payload["hash"],
+                                       "test_accuracy": payload["test_accuracy"],
+                                       "feature_dim": payload["feature_dim"]})
+    side = cached.sidecar
     row = {
-        "name": fe.extractor_name(config_hash),
-        "hash": config_hash,
+        "name": fe.extractor_name(side["hash"]),
+        "hash": side["hash"],
         "dataset": dataset["name"],
-        "test_accuracy": float(payload["test_accuracy"]),
-        "feature_dim": int(payload["feature_dim"]),
+        "test_accuracy": float(side["test_accuracy"]),
+        "feature_dim": int(side["feature_dim"]),
         "train_steps": RECIPE["steps"],
+        "data_fingerprint": content["data"],
     }
-    return CellResult(records={"extractors": [row]}, artifacts={"weights": str(path)})
+    return CellResult(records={S.EXTRACTORS: [row]}, artifacts={"weights": str(cached.payload)})
 
 
-def _train(dataset: dict, config_hash: str, device: str) -> dict:
-    train, test = load_dataset(dataset, "train"), load_dataset(dataset, "test")
+def _train(dataset: dict, train, device: str) -> dict:
+    test = load_dataset(dataset, "test")
     epochs = -(-RECIPE["steps"] * RECIPE["batch_size"] // len(train))  # ceil: at least `steps`
     net = fe.train_extractor(train.x, train.y, train.num_classes, epochs=epochs, lr=RECIPE["lr"],
                              batch_size=RECIPE["batch_size"], seed=RECIPE["seed"], device=device)
-    return fe.weights_payload(net, train.channels, train.num_classes, config_hash,
+    return fe.weights_payload(net, train.channels, train.num_classes,
                               fe.accuracy(net, test.x, test.y))

@@ -16,6 +16,8 @@ from bench.attacks import ATTACKS, attack_mode, predict
 from bench.cells import CellResult, RunEnv
 from bench.data import ImageData, load_dataset
 from bench.errors import CellFailed
+from bench.fingerprint import data_fingerprint
+from bench.identity import file_sha256
 from bench.metrics.robustness import robustness_row
 from bench.models.build import build_classifier, load_state_dict_file, load_strict, load_user_model
 from bench.store import schema as S
@@ -26,6 +28,7 @@ def run_robustness_cell(config: dict, inputs: dict[str, CellResult], env: RunEnv
     # Seeded by the dataset seed, not the cell seed: every model, attack and seed is then
     # evaluated on the same examples, so their numbers compare pairwise (e.g. PGD vs FGSM).
     data = limit_subset(data, config.get("limit"), int(config["dataset"].get("seed", 0)))
+    fingerprint = data_fingerprint(data.x, data.y)  # what was evaluated: part of identity
     model = load_model(config, inputs, data)
     sweep = ATTACKS.get(config["attack"])
     batch_size = int(config["batch_size"])
@@ -48,6 +51,8 @@ def run_robustness_cell(config: dict, inputs: dict[str, CellResult], env: RunEnv
             "attack_repr": res.attack_repr,
             "epsilon": res.epsilon,
             "seed": config["seed"],
+            "data_fingerprint": fingerprint,
+            "checkpoint_sha256": checkpoint_sha256(config, inputs),
             **robustness_row(data.y, clean_pred, res.adv_pred, res.linf, res.epsilon),
             "zero_grad_frac": res.zero_grad_frac,
             "eval_mode": res.eval_mode,
@@ -69,6 +74,14 @@ def load_model(config: dict, inputs: dict[str, CellResult], data: ImageData) -> 
     load_strict(model, load_state_dict_file(path, f"models.{name} (trained weights)"),
                 f"models.{name} (trained weights)", f"architecture {source['arch']!r}")
     return model.eval()
+
+
+def checkpoint_sha256(config: dict, inputs: dict[str, CellResult]) -> str:
+    """sha256 of the weights file evaluated: the user's checkpoint, or the trained weights."""
+    source = config["source"]
+    if source.get("factory") is not None:
+        return source["checkpoint_sha256"]
+    return file_sha256(inputs["model"].artifacts["weights"])
 
 
 def limit_subset(data: ImageData, limit: int | None, seed: int) -> ImageData:

@@ -1,38 +1,40 @@
 """The "train" cell: train one built-in classifier for one seed, or reuse the cached weights.
 
-Weights are artefacts cached by what produced them: `<cache>/models/<key>.pt`, with
-key = sha256 of the cell's JSON config, plus a `<key>.json` sidecar holding the training
-history. The sidecar is written last, so its presence means the weights are complete; a
-second run of the same suite then returns the recorded history without training.
+Weights are artefacts cached by what produced them (bench.store.artifact_cache): the cell's
+portable config, the fingerprint of the training data and the bench code. A sidecar holds the
+training history, so a second run of the same suite with the same code returns the recorded
+history without training; changed code trains anew unless `reuse_other_code` is set.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import math
-from pathlib import Path
 
 import torch
 
 from bench.cells import CellResult, RunEnv
 from bench.data import ImageData, load_dataset
+from bench.fingerprint import data_fingerprint
+from bench.identity import artifact_key
 from bench.models.build import build_classifier
+from bench.store import artifact_cache
 from bench.store import schema as S
-from bench.store.atomic import atomic_write_bytes, atomic_write_text
 from bench.training.loop import train_classifier
 
 HELDOUT_FRACTION = 0.1  # of the train split, never trained on: the overfitting watch's data
 HELDOUT_MAX = 256
+CACHE_KIND = "models"
 
 
 def run_train_cell(config: dict, inputs: dict[str, CellResult], env: RunEnv) -> CellResult:
     del inputs  # a train cell depends on nothing
-    weights, sidecar = cache_paths(config, env.cache_dir)
-    history = read_cached_history(sidecar) if weights.exists() else None
-    if history is None:
-        history = train_and_cache(config, env, weights, sidecar)
+    data = load_dataset(config["dataset"], "train")
+    fingerprint = data_fingerprint(data.x, data.y)
+    key = artifact_key("train", config, {"data": fingerprint})
+    cached = artifact_cache.lookup(env.cache_dir, CACHE_KIND, key, env.code, env.reuse_other_code)
+    if cached is None:
+        cached = train_and_cache(config, data, env, key)
     train = config["train"]
     identity = {
         "model": config["model"],
@@ -41,32 +43,17 @@ def run_train_cell(config: dict, inputs: dict[str, CellResult], env: RunEnv) -> 
         "dataset": config["dataset"]["name"],
         "seed": config["seed"],
         "epsilon": math.nan if train.get("epsilon") is None else float(train["epsilon"]),
+        "data_fingerprint": fingerprint,
+        # Which bench code trained these weights (another code's only with reuse_other_code).
+        "weights_code_sha256": cached.sidecar["code"]["source_sha256"],
     }
+    history = cached.sidecar["history"]
     return CellResult(records={S.TRAINING: [{**identity, **row} for row in history]},
-                      artifacts={"weights": str(weights)})
+                      artifacts={"weights": str(cached.payload)})
 
 
-def cache_key(config: dict) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
-
-
-def cache_paths(config: dict, cache_dir: Path) -> tuple[Path, Path]:
-    key = cache_key(config)
-    folder = Path(cache_dir) / "models"
-    return folder / f"{key}.pt", folder / f"{key}.json"
-
-
-def read_cached_history(sidecar: Path) -> list[dict] | None:
-    try:
-        return json.loads(sidecar.read_text(encoding="utf-8"))["history"]
-    except FileNotFoundError:
-        return None
-    except (json.JSONDecodeError, KeyError, TypeError):
-        return None  # an unreadable sidecar (written by another version): train again
-
-
-def train_and_cache(config: dict, env: RunEnv, weights: Path, sidecar: Path) -> list[dict]:
-    data = load_dataset(config["dataset"], "train")
+def train_and_cache(config: dict, data: ImageData, env: RunEnv,
+                    key: str) -> artifact_cache.CachedArtifact:
     train, heldout = split_heldout(data, int(config["dataset"].get("seed", 0)))
     seed = int(config["seed"])
     # Initialisation draws from the global RNG: fork it so nothing leaks to the caller.
@@ -77,11 +64,8 @@ def train_and_cache(config: dict, env: RunEnv, weights: Path, sidecar: Path) -> 
                                env.progress)
     buffer = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
-    atomic_write_bytes(weights, buffer.getvalue())
-    # allow_nan: the standard recipe's PGD accuracy is NaN, and it must read back as NaN.
-    atomic_write_text(sidecar, json.dumps({"config": config, "history": history}, indent=1,
-                                          sort_keys=True, allow_nan=True))
-    return history
+    return artifact_cache.store(env.cache_dir, CACHE_KIND, key, env.code, buffer.getvalue(),
+                                {"config": config, "history": history})
 
 
 def split_heldout(data: ImageData, seed: int) -> tuple[ImageData, ImageData]:

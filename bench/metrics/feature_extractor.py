@@ -4,8 +4,8 @@ Inception features mean little on 8×8 digits, and its weights need a download. 
 FID/KID/PRC use the 64-d penultimate layer of a small CNN trained on the dataset's train split,
 and the Inception Score uses its logits. The "extractor" cell trains it once; its weights file
 (a dict of tensors and plain values, loaded with weights_only=True) carries the architecture
-and the config hash, and the torch-fidelity name `bench-domain-<hash>` says which weights
-produced a number: FIDs are comparable only for the same name.
+and the hash of its own trained weights, and the torch-fidelity name `bench-domain-<hash>`
+says which weights produced a number: FIDs are comparable only for the same name.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch_fidelity import FeatureExtractorBase, register_feature_extractor
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+from bench.fingerprint import state_dict_fingerprint
 
 NAME_PREFIX = "bench-domain-"
 FEATURES = "penultimate"  # feature name for FID, KID and PRC
@@ -48,20 +50,22 @@ class DomainNet(nn.Module):
         return features, self.head(features)
 
 
-def extractor_name(config_hash: str) -> str:
-    return f"{NAME_PREFIX}{config_hash}"
+def extractor_name(weights_hash: str) -> str:
+    return f"{NAME_PREFIX}{weights_hash}"
 
 
-def weights_payload(net: DomainNet, channels: int, num_classes: int, config_hash: str,
+def weights_payload(net: DomainNet, channels: int, num_classes: int,
                     test_accuracy: float) -> dict:
+    """The weights file's content; "hash" identifies the extractor by its own weights."""
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
     return {
         "format": WEIGHTS_FORMAT,
-        "hash": config_hash,
+        "hash": state_dict_fingerprint(state),
         "channels": channels,
         "num_classes": num_classes,
         "feature_dim": net.head.in_features,
         "test_accuracy": float(test_accuracy),
-        "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+        "state_dict": state,
     }
 
 
@@ -93,6 +97,9 @@ class DomainFeatureExtractor(FeatureExtractorBase):
         if name != extractor_name(payload["hash"]):
             raise ValueError(f"{feature_extractor_weights_path} holds extractor "
                              f"{extractor_name(payload['hash'])!r}, not {name!r}")
+        if state_dict_fingerprint(payload["state_dict"]) != payload["hash"]:
+            raise ValueError(f"{feature_extractor_weights_path}: its weights do not hash to the "
+                             f"{payload['hash']!r} it claims (a modified or corrupt file)")
         self.net = net_from_payload(payload)
         self.requires_grad_(False)
         self.eval()

@@ -10,7 +10,6 @@ inputs are in-memory Datasets, and Inception weights always come from a local fi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -19,6 +18,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from bench import identity
+from bench.fingerprint import data_fingerprint
 from bench.store.atomic import atomic_write_text
 
 INCEPTION = "inception-v3-compat"
@@ -55,15 +56,7 @@ def inception_extractor(weights_path: str | Path) -> Extractor:
     path = Path(weights_path)
     if not path.is_file():
         raise FileNotFoundError(f"Inception weights not found: {path}")
-    return Extractor(INCEPTION, file_hash(path), str(path), dict(INCEPTION_LAYERS), rgb=True)
-
-
-def file_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
+    return Extractor(INCEPTION, identity.file_sha256(path)[:16], str(path), dict(INCEPTION_LAYERS), rgb=True)
 
 
 class UInt8Images(Dataset):
@@ -97,20 +90,21 @@ class Reference:
     cache_name: str
 
 
-def dataset_key(dataset: dict) -> str:
-    data = {k: v for k, v in dataset.items() if k != "name"}  # the suite's label is not the data
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def real_reference(images: torch.Tensor, dataset: dict, split: str, num_samples: int,
                    extractor: Extractor) -> Reference:
-    """At most `num_samples` real images of `split` (a fixed random subset if there are more)."""
+    """At most `num_samples` real images of `split` (a fixed random subset if there are more).
+
+    The cache name is their identity: the dataset's portable config, the split, the count, a
+    fingerprint of the very images and the extractor's weights, so statistics are never
+    reused for other data or another network (bench.identity)."""
     if num_samples < images.shape[0]:
         gen = torch.Generator().manual_seed(REFERENCE_SUBSET_SEED)
         images = images[torch.randperm(images.shape[0], generator=gen)[:num_samples].sort().values]
     n = images.shape[0]
-    name = f"bench-{dataset_key(dataset)}-{split}-n{n}-{extractor.hash}"
-    return Reference(images_to_uint8(images, extractor.rgb), name)
+    key = identity.digest({"dataset": {k: v for k, v in dataset.items() if k != "name"},
+                           "split": split, "n": n, "data": data_fingerprint(images),
+                           "extractor": extractor.hash})
+    return Reference(images_to_uint8(images, extractor.rgb), f"bench-{key}-{split}-n{n}-{extractor.hash}")
 
 
 def fidelity_kwargs(extractor: Extractor, metrics: list[str], device: str, cache_dir: Path,

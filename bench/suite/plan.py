@@ -1,18 +1,18 @@
 """Turn a validated suite into independent cells, each with a stable id.
 
-A cell's id is a hash of its kind, its fully resolved config and the ids of the cells it
-depends on. Nothing run-specific (device, output folder, time) goes in, so the same suite
-gives the same ids on any machine, which is what resume and `bench compare` match on.
+A cell's id (bench.identity.cell_id) is a hash of its kind, its fully resolved config and
+the ids of the cells it depends on. Nothing run-specific (device, output folder, time) and
+no machine-local path goes in, so the same suite gives the same ids on any machine, which is
+what resume and `bench compare` match on. Files a suite points to enter by their sha256.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import identity
 from bench.suite.load import LoadedSuite
 from bench.suite.schema import Suite
 
@@ -26,25 +26,7 @@ class Cell:
 
     @property
     def id(self) -> str:
-        return cell_id(self.kind, self.config, self.deps)
-
-
-# Where files live differs between machines; what is in them is hashed separately
-# (checkpoint_sha256), so these keys stay out of the id and runs compare across machines.
-MACHINE_SPECIFIC_KEYS = frozenset({"root", "checkpoint", "inception_weights"})
-
-
-def cell_id(kind: str, config: dict, deps: dict[str, str]) -> str:
-    payload = json.dumps({"kind": kind, "config": _portable(config), "deps": deps}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def _portable(value):
-    if isinstance(value, dict):
-        return {k: _portable(v) for k, v in value.items() if k not in MACHINE_SPECIFIC_KEYS}
-    if isinstance(value, list):
-        return [_portable(v) for v in value]
-    return value
+        return identity.cell_id(self.kind, self.config, self.deps)
 
 
 def plan(loaded: LoadedSuite) -> list[Cell]:
@@ -86,14 +68,17 @@ def plan(loaded: LoadedSuite) -> list[Cell]:
             ext_cell = Cell("extractor", {"dataset": dataset}, label=f"extractor {gan.dataset}")
             deps = {"extractor": extractor_ids.setdefault(gan.dataset, add(ext_cell))}
         for seed in suite.suite.seeds:
+            weights = (resolve_path(suite.suite.inception_weights, base)
+                       if extractor == "inception" else None)
             config = gan.model_dump(exclude={"dataset", "feature_extractor", "train"}) | {
                 "gan": name,
                 "dataset": dataset,
                 "feature_extractor": extractor,
-                "inception_weights": resolve_path(suite.suite.inception_weights, base)
-                if extractor == "inception" else None,
+                "inception_weights": weights,
                 "seed": seed,
             }
+            if weights is not None:  # the path is machine-local; what it holds is identity
+                config["inception_weights_sha256"] = _sha256_or_none(weights)
             add(Cell("gan", config, deps, f"gan {name} seed={seed}"))
 
     for tp in suite.throughput:
@@ -187,6 +172,6 @@ def resolve_path(path: str | None, base: Path) -> str | None:
 
 def _sha256_or_none(path: str) -> str | None:
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return identity.file_sha256(path)
     except OSError:
         return None  # reported by the cell, which fails with the path in its reason

@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 
 from bench.analysis.tables import build_tables
+from bench.identity import cell_id
 from bench.store import schema as S
 from bench.store.atomic import atomic_write_bytes, atomic_write_text
 from bench.store.run_store import CellRecord, RunStore
-from bench.suite.plan import cell_id
 
 GOLDEN = Path(__file__).resolve().parent.parent / "data" / "golden"
 DEVICE_NAME = "Synthetic CPU @ 3.0GHz"
