@@ -1,7 +1,7 @@
 """The `bench` command line: run, validate, report, compare.
 
 User errors print one line and exit 2 (no traceback); a run exits 0 when every cell
-succeeded and 1 when some failed.
+succeeded and 1 when some failed; compare exits 3 on an internal error.
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", dest="progress", action="store_false",
                      help="no progress bars (they are off anyway when stderr is not a terminal)")
     run.add_argument("--no-report", dest="report", action="store_false")
+    run.add_argument("--reuse-other-code", action="store_true",
+                     help="resume a run, and reuse cached trained weights, made by a different "
+                          "version of bench's code (recorded in the manifest)")
 
     val = sub.add_parser("validate", help="check a suite file without running anything")
     val.add_argument("suite", type=Path, nargs="+")
@@ -49,7 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--format", choices=["text", "markdown", "json"], default="text")
     cmp_.add_argument("--allow-cross-device", action="store_true",
                       help="gate throughput even when the runs used different devices")
+    cmp_.add_argument("--allow-missing", action="store_true",
+                      help="accept cells or metrics of the baseline that the candidate lacks, "
+                           "and incomplete runs (intended removals)")
     return parser
+
+
+# Commands whose exit code is a verdict read by CI: an internal error there must not look like
+# a regression (1) or bad input (2), so it exits INTERNAL_ERROR with one line.
+VERDICT_COMMANDS = {"compare"}
+INTERNAL_ERROR = 3
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if args.command not in VERDICT_COMMANDS:
+            raise
+        print(f"bench: internal error in {args.command} (not a verdict): "
+              f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return INTERNAL_ERROR
 
 
 def cmd_run(args) -> int:
@@ -72,7 +90,7 @@ def cmd_run(args) -> int:
                         resume=args.resume, executor=args.executor, executor_options=options,
                         device=args.device, cache_dir=args.cache_dir,
                         progress=args.progress and sys.stderr.isatty(),
-                        report=args.report)
+                        report=args.report, reuse_other_code=args.reuse_other_code)
     print(f"{outcome.status}: {outcome.ok} cells ok, {outcome.failed} failed -> {outcome.run_dir}")
     if outcome.failed:
         print(f"see {outcome.run_dir / 'tables' / 'cells.csv'} for the reasons", file=sys.stderr)
@@ -108,7 +126,8 @@ def cmd_compare(args) -> int:
     from bench.compare import run_compare
 
     return run_compare(args.baseline, args.candidate, rules=args.rules, fmt=args.format,
-                       allow_cross_device=args.allow_cross_device)
+                       allow_cross_device=args.allow_cross_device,
+                       allow_missing=args.allow_missing)
 
 
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "report": cmd_report, "compare": cmd_compare}

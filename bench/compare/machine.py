@@ -37,7 +37,15 @@ def machine_diff(base_manifest: dict, cand_manifest: dict) -> MachineDiff:
         b, c = _get(base_manifest, path), _get(cand_manifest, path)
         if b != c:
             diffs.append((label, b, c))
+    b, c = (_code(m) for m in (base_manifest, cand_manifest))
+    if b != c:  # expected when comparing two versions of bench; said so the reader knows
+        diffs.append(("bench code", b, c))
     return MachineDiff(diffs)
+
+
+def _code(manifest: dict) -> str | None:
+    code = manifest.get("code")
+    return code.get("source_sha256", "")[:12] or None if isinstance(code, dict) else None
 
 
 def _get(manifest: dict, path: tuple[str, ...]):

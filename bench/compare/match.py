@@ -1,15 +1,14 @@
 """Match two runs: cells by stable id, then metric samples grouped across seeds.
 
-Cells are matched by their id (a hash of the resolved config, without run-specific parts).
-Only cells present in both runs are compared. To test across seeds, rows are grouped by
-their cell's config minus "seed" (from the journal) plus the row's key columns minus seed,
-so each group holds one sample per seed on each side (GAN rows: the final step only).
-Throughput samples are the per-repeat `times_s` converted to images/s.
+Cells are matched by their id (bench.identity.cell_id: the resolved config without
+machine-local paths). Only cells present in both runs are compared. To test across seeds,
+rows are grouped by their cell's group id (bench.identity.group_id: the same identity with the
+seed left out, at every level of dependencies, from the journal) plus the row's key columns
+minus seed, so each group holds one sample per seed on each side (GAN rows: the final step only).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 
@@ -17,13 +16,15 @@ import numpy as np
 import pandas as pd
 
 from bench.compare.rules import METRICS, MetricSpec
+from bench.identity import group_id
 from bench.store import schema as S
 from bench.store.migrate import RunView
 
 # Columns that name a configuration within a table (besides the cell's config).
+# A different data fingerprint is different data: never pooled, never compared.
 KEY_COLUMNS = {
-    S.ROBUSTNESS: ["model", "dataset", "split", "attack", "epsilon"],
-    S.GAN: ["gan", "arch", "dataset", "extractor", "num_samples", "step"],
+    S.ROBUSTNESS: ["model", "dataset", "split", "attack", "epsilon", "data_fingerprint"],
+    S.GAN: ["gan", "arch", "dataset", "extractor", "num_samples", "step", "data_fingerprint"],
     S.THROUGHPUT: ["workload", "target", "batch_size", "precision", "channels_last", "compile"],
 }
 # Key columns that vary between the rows of one cell (dropped for per-cell metrics).
@@ -70,18 +71,31 @@ def _cell_status(run: RunView) -> dict[str, tuple[str, str, str]]:
             for i, c in run.manifest.get("cells", {}).items()}
 
 
-def collect_samples(base: RunView, cand: RunView, common: list[str]) -> list[Samples]:
-    out = []
+@dataclass(frozen=True)
+class MissingGroup:
+    table: str
+    metric: str
+    key: dict  # the baseline configuration that has no counterpart in the candidate
+
+
+def collect_samples(base: RunView, cand: RunView,
+                    common: list[str]) -> tuple[list[Samples], list[MissingGroup]]:
+    """Samples for every metric group in both runs, and the baseline groups the candidate lacks."""
+    out, missing = [], []
     use_journal = bool(base.journal) and bool(cand.journal)  # else group by row keys alone
     for table, specs in METRICS.items():
         b_rows = _rows(base, table, common, use_journal)
         c_rows = _rows(cand, table, common, use_journal)
-        if b_rows.empty or c_rows.empty:
+        if b_rows.empty:
             continue
         for spec in specs:
-            if spec.name in b_rows.columns and spec.name in c_rows.columns:
-                out.extend(_metric_samples(spec, b_rows, c_rows))
-    return out
+            if spec.name not in b_rows.columns or not b_rows[spec.name].notna().any():
+                continue
+            c_metric = c_rows if spec.name in c_rows.columns else c_rows.iloc[0:0]
+            samples, lost = _metric_samples(spec, b_rows, c_metric)
+            out += samples
+            missing += lost
+    return out, missing
 
 
 def _rows(run: RunView, table: str, common: list[str], use_journal: bool) -> pd.DataFrame:
@@ -93,38 +107,55 @@ def _rows(run: RunView, table: str, common: list[str], use_journal: bool) -> pd.
         df = df[~df["skipped"].fillna(False).astype(bool)]
     if table == S.GAN and "step" in df.columns:  # judge the final model, not the way there
         df = df[df["step"] == df.groupby(S.CELL_ID)["step"].transform("max")]
-    configs = {i: _config_group(r.kind, r.config) for i, r in run.journal.items()} if use_journal else {}
-    df["_group"] = [configs.get(i, "") for i in df[S.CELL_ID]]
+    groups = journal_groups(run) if use_journal else {}
+    df["_group"] = [groups.get(i, "") for i in df[S.CELL_ID]]
     return df
 
 
-def _config_group(kind: str, config: dict) -> str:
-    """The cell's config without its seed: cells that differ only in the seed share it."""
-    payload = json.dumps({"kind": kind, "config": {k: v for k, v in config.items() if k != "seed"}},
-                         sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+def journal_groups(run: RunView) -> dict[str, str]:
+    """cell id -> group id, for every journaled cell (dependencies resolved recursively)."""
+    out: dict[str, str] = {}
+
+    def of(cell: str) -> str | None:
+        if cell not in out:
+            record = run.journal.get(cell)
+            if record is None:
+                return None
+            deps = {role: of(dep) for role, dep in record.deps.items()}
+            out[cell] = group_id(record.kind, record.config, deps)
+        return out[cell]
+
+    for cell in run.journal:
+        of(cell)
+    return out
 
 
-def _metric_samples(spec: MetricSpec, b_rows: pd.DataFrame, c_rows: pd.DataFrame) -> list[Samples]:
-    keys = [k for k in KEY_COLUMNS[spec.table] if k in b_rows.columns and k in c_rows.columns]
+def _metric_samples(spec: MetricSpec, b_rows: pd.DataFrame,
+                    c_rows: pd.DataFrame) -> tuple[list[Samples], list[MissingGroup]]:
+    keys = [k for k in KEY_COLUMNS[spec.table] if k in b_rows.columns
+            and (c_rows.empty or k in c_rows.columns)]
     if spec.per_cell:
         keys = [k for k in keys if k not in ROW_COLUMNS[spec.table]]
-    b_groups, c_groups = _groups(b_rows, keys, spec), _groups(c_rows, keys, spec)
-    out = []
-    for gkey in sorted(b_groups.keys() & c_groups.keys()):
-        b, c = b_groups[gkey], c_groups[gkey]
+    b_groups = _groups(b_rows, keys, spec)
+    c_groups = _groups(c_rows, keys, spec) if not c_rows.empty else {}
+    out, missing = [], []
+    for gkey in sorted(b_groups):
+        b = b_groups[gkey]
         b_vals, b_seeds = _values(b, spec)
-        c_vals, c_seeds = _values(c, spec)
-        if not len(b_vals) or not len(c_vals):
+        if not len(b_vals):
+            continue
+        c = c_groups.get(gkey)
+        c_vals, c_seeds = _values(c, spec) if c is not None else (np.zeros(0), None)
+        key = {k: _plain(b.iloc[0][k]) for k in keys if k != "data_fingerprint"}
+        if not len(c_vals):
+            missing.append(MissingGroup(spec.table, spec.name, key))
             continue
         paired = b_seeds is not None and b_seeds == c_seeds
-        first = c.iloc[0]
-        key = {k: _plain(first[k]) for k in keys}
         devices = tuple(set(g["device_name"].dropna().astype(str)) if "device_name" in g else set()
                         for g in (b, c))
         out.append(Samples(spec, key, b_vals, c_vals, paired,
                            sorted(c[S.CELL_ID].unique().tolist()), devices))
-    return out
+    return out, missing
 
 
 def _groups(df: pd.DataFrame, keys: list[str], spec: MetricSpec) -> dict[tuple, pd.DataFrame]:
@@ -139,28 +170,11 @@ def _groups(df: pd.DataFrame, keys: list[str], spec: MetricSpec) -> dict[tuple, 
 
 def _values(group: pd.DataFrame, spec: MetricSpec) -> tuple[np.ndarray, list | None]:
     """The samples, and the seed of each when there is exactly one sample per seed."""
-    if spec.table == S.THROUGHPUT and spec.name == "images_per_s" and "times_s" in group.columns:
-        return _per_repeat_images_per_s(group), None
     group = group[group[spec.name].notna()]
     if "seed" in group.columns and group["seed"].is_unique:
         group = group.sort_values("seed")
         return group[spec.name].astype(float).to_numpy(), group["seed"].tolist()
     return group[spec.name].astype(float).to_numpy(), None
-
-
-def _per_repeat_images_per_s(group: pd.DataFrame) -> np.ndarray:
-    """Each timed repeat as images/s: images per repeat / seconds of that repeat."""
-    out = []
-    for row in group.to_dict("records"):
-        times = np.asarray(row["times_s"] if row["times_s"] is not None else [], float)
-        times = times[np.isfinite(times) & (times > 0)]
-        ips, median = row.get("images_per_s"), row.get("median_s")
-        if ips is not None and median is not None and np.isfinite(ips) and np.isfinite(median):
-            images = ips * median
-        else:
-            images = float(row["batch_size"])
-        out.extend(images / times)
-    return np.asarray(out, float)
 
 
 def _label(value) -> str:

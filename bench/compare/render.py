@@ -11,7 +11,8 @@ from bench.compare.result import Comparison, MetricRow
 from bench.compare.stats import REGRESSED
 from bench.errors import UserError
 
-COLUMNS = ["verdict", "metric", "config", "n", "baseline", "candidate", "Δ", "Δ%", "test", "p"]
+COLUMNS = ["verdict", "metric", "config", "n", "baseline", "candidate", "Δ", "Δ%", "test", "p",
+           "mde"]
 FORMATS = ("text", "markdown", "json")
 MAX_LISTED = 10  # cells listed per side in text and Markdown
 
@@ -35,6 +36,9 @@ def render(c: Comparison, fmt: str) -> str:
 def header_lines(c: Comparison) -> list[str]:
     (vb, vc) = c.schema_versions
     lines = [f"baseline: {c.baseline} (schema v{vb})", f"candidate: {c.candidate} (schema v{vc})",
+             "verdicts: deterministic = one sample a side or no spread, the tolerance decides; "
+             "noisy = beyond the tolerance but not beyond the measured noise; "
+             "mde = the smallest change this gate would flag (80% power)",
              f"cells: {c.matched} in both runs, {len(c.only_baseline)} only in the baseline, "
              f"{len(c.only_candidate)} only in the candidate"]
     for side, cells in (("baseline", c.only_baseline), ("candidate", c.only_candidate)):
@@ -52,11 +56,18 @@ def header_lines(c: Comparison) -> list[str]:
 def footer_lines(c: Comparison) -> list[str]:
     lines = [f"FAILED in the candidate (ok in the baseline): cell {f.cell_id} ({f.label}): {f.reason}"
              for f in c.failed]
+    word = "missing (allowed by --allow-missing)" if c.allow_missing else "MISSING"
+    missing = c.incompleteness
+    lines += [f"{word}: {m}" for m in missing[:MAX_LISTED]]
+    if len(missing) > MAX_LISTED:
+        lines.append(f"... and {len(missing) - MAX_LISTED} more missing (all are in --format json)")
+    if c.nothing_compared:
+        lines.append("NOTHING COMPARED: no metric is in both runs, so nothing can be vouched for")
     for r in c.regressions:
         cells = ", ".join(f"{i} ({label})" for i, label in zip(r.cells, r.labels))
         lines.append(f"REGRESSED {r.metric} [{r.table} {r.config_text()}]: "
                      f"{fmt_number(r.baseline)} -> {fmt_number(r.candidate)} "
-                     f"({r.test}, p={fmt_p(r.p_value)}); cells: {cells}")
+                     f"({r.test}{'' if r.p_value is None else f', p={fmt_p(r.p_value)}'}); cells: {cells}")
     counts = {}
     for r in c.rows:
         counts[r.verdict] = counts.get(r.verdict, 0) + 1
@@ -76,7 +87,8 @@ def _display_row(r: MetricRow) -> dict:
             "n": f"{r.n_baseline}/{r.n_candidate}", "baseline": fmt_number(r.baseline),
             "candidate": fmt_number(r.candidate), "Δ": fmt_number(r.delta, signed=True),
             "Δ%": "" if math.isnan(r.delta_pct) else f"{r.delta_pct:+.1f}%",
-            "test": r.test, "p": fmt_p(r.p_value)}
+            "test": r.test, "p": fmt_p(r.p_value),
+            "mde": "" if r.mde is None else fmt_number(r.mde)}
 
 
 def fmt_number(x: float, signed: bool = False) -> str:
