@@ -28,6 +28,7 @@ import pytest
 from bench.report import build_sections, write_report
 from bench.report.blocks import Figure, Section, Table, Text, Warning_
 from bench.report.html import format_value, markdown_to_html, render_html
+from bench.store.migrate import open_run
 from tests.helpers.runs import (
     edit_table,
     make_run,
@@ -257,7 +258,7 @@ def test_report_html_is_self_contained_and_matches_markdown_sections(runs):
 
 def test_compare_section_highlights_the_regressed_rows(runs):
     base, cand = runs
-    sections = build_sections(cand, base)
+    sections = build_sections(open_run(cand), base)
     (comp,) = [s for s in sections if s.title == "Comparison with baseline"]
     (table,) = [b for b in comp.blocks if isinstance(b, Table)]
     flagged = table.df[table.df["regressed"]]
@@ -282,7 +283,7 @@ def test_bench_report_cli_writes_both_reports(runs, capsys):
 
 def test_no_compare_section_without_a_baseline(runs):
     _, cand = runs
-    assert "Comparison with baseline" not in [s.title for s in build_sections(cand, None)]
+    assert "Comparison with baseline" not in [s.title for s in build_sections(open_run(cand), None)]
 
 
 def test_blocks_render_warnings_tables_and_figures():

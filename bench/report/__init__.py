@@ -1,5 +1,8 @@
 """Reports read a run folder's tables and manifest; they never run anything.
 
+They read through `bench.store.migrate.open_run`, the reader `bench compare` uses too, so a
+run of an older schema is migrated in memory and reported like a current one.
+
 Each track contributes `Section`s (bench.report.sections.*); `markdown.py` and `html.py`
 render the same sections, so the two reports never disagree.
 """
@@ -9,22 +12,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.report.blocks import Section
-from bench.store.run_store import RunStore
+from bench.store.migrate import RunView, open_run
 
 
-def report_title(run_dir: Path) -> str:
-    m = RunStore(run_dir).read_manifest()
-    return f"{m['suite']['name']} — run {m['run_id']}"
+def report_title(run: RunView) -> str:
+    m = run.manifest
+    return f"{m['suite']['name']} — run {m.get('run_id', run.dir.name)}"
 
 
-def build_sections(run_dir: Path, baseline: Path | None = None) -> list[Section]:
+def build_sections(run: RunView, baseline: Path | None = None) -> list[Section]:
     from bench.report.sections import SECTION_BUILDERS
 
-    store = RunStore(run_dir)
-    store.read_manifest()  # a clear error if this is not a run folder
     sections = []
     for builder in SECTION_BUILDERS:
-        sections.extend(builder(store, baseline))
+        sections.extend(builder(run, baseline))
     return sections
 
 
@@ -34,6 +35,7 @@ def write_report(run_dir: str | Path, baseline: str | Path | None = None) -> lis
     from bench.report.markdown import write_markdown
 
     run_dir = Path(run_dir)
-    sections = build_sections(run_dir, Path(baseline) if baseline else None)
-    title = report_title(run_dir)
+    run = open_run(run_dir)  # a clear error if this is not a run folder
+    sections = build_sections(run, Path(baseline) if baseline else None)
+    title = report_title(run)
     return [write_markdown(run_dir, title, sections), write_html(run_dir, title, sections)]

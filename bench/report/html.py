@@ -44,16 +44,9 @@ figcaption { font-size: 13px; color: #5a6472; }
 """
 
 
-def write_html(run_dir: Path, title: str | list[Section],
-               sections: list[Section] | None = None) -> Path:
-    """write_html(run_dir, title, sections), like write_markdown.
-
-    The two-argument form write_html(run_dir, sections) takes the title from the manifest.
-    """
-    if sections is None:
-        title, sections = _manifest_title(Path(run_dir)), title
+def write_html(run_dir: Path, title: str, sections: list[Section]) -> Path:
     path = Path(run_dir) / "report.html"
-    atomic_write_text(path, render_html(sections, title=str(title)))
+    atomic_write_text(path, render_html(sections, title=title))
     return path
 
 
@@ -200,10 +193,3 @@ def _inline(text: str) -> str:
                    lambda m: f'<a href="{html.escape(m.group(2), quote=True)}">{m.group(1)}</a>', s)
         out.append(s)
     return "".join(out)
-
-
-def _manifest_title(run_dir: Path) -> str:
-    from bench.store.run_store import RunStore
-
-    m = RunStore(run_dir).read_manifest()
-    return f"{m['suite']['name']} — run {m['run_id']}"

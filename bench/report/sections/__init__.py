@@ -1,4 +1,4 @@
-"""Report sections, in report order. Each is `sections(store, baseline) -> list[Section]`."""
+"""Report sections, in report order. Each is `sections(run, baseline) -> list[Section]`, with `run` a RunView (bench.store.migrate)."""
 
 from bench.registry import import_target
 

@@ -15,8 +15,8 @@ from bench.report.blocks import Figure, Section, Table, Text, figure_png
 from bench.store import schema as S
 
 
-def sections(store, baseline) -> list[Section]:
-    agg = store.read_table(S.GAN_AGG)
+def sections(run, baseline) -> list[Section]:
+    agg = run.table(S.GAN_AGG)
     if agg.empty:
         return []
     extractors = ", ".join(sorted(agg["extractor"].astype(str).unique()))
@@ -31,7 +31,7 @@ def sections(store, baseline) -> list[Section]:
             "real_floor_fid_mean", "kid_mean_mean", "isc_mean_mean", "precision_mean", "recall_mean",
             "train_images_per_s_mean"]
     blocks.append(Table(final[[c for c in cols if c in final.columns]], "Final evaluation, over seeds"))
-    for name, png in sample_grids(store):
+    for name, png in sample_grids(run):
         blocks.append(Figure(f"gan_samples_{name}", png, f"Samples: {name}"))
     return [Section("GANs", blocks)]
 
@@ -55,10 +55,10 @@ def fid_over_steps_png(agg: pd.DataFrame) -> bytes:
     return figure_png(fig)
 
 
-def sample_grids(store) -> list[tuple[str, bytes]]:
+def sample_grids(run) -> list[tuple[str, bytes]]:
     """The final sample grid of the first seed of each GAN (the journal knows where it is)."""
     out: dict[str, bytes] = {}
-    for rec in sorted(store.read_cells().values(), key=lambda r: r.config.get("seed", 0)):
+    for rec in sorted(run.journal.values(), key=lambda r: r.config.get("seed", 0)):
         path = rec.artifacts.get("samples") if rec.kind == "gan" and rec.ok else None
         name = rec.config.get("gan")
         if path and name not in out and Path(path).exists():

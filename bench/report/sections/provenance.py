@@ -7,8 +7,8 @@ import pandas as pd
 from bench.report.blocks import Section, Table
 
 
-def sections(store, baseline) -> list[Section]:
-    m = store.read_manifest()
+def sections(run, baseline) -> list[Section]:
+    m = run.manifest
     p = m["provenance"]
     rows = [("schema_version", m["schema_version"]), ("bench_version", m["bench_version"]),
             ("suite_sha256", m["suite"]["sha256"][:16]),

@@ -14,8 +14,8 @@ from bench.store import schema as S
 ATTACK_STYLE = {"fgsm": "-", "pgd": "--"}
 
 
-def sections(store, baseline) -> list[Section]:
-    agg = store.read_table(S.ROBUSTNESS_AGG)
+def sections(run, baseline) -> list[Section]:
+    agg = run.table(S.ROBUSTNESS_AGG)
     if agg.empty:
         return []
     blocks = [Text("Robust accuracy under each attack, mean over seeds with a 95% confidence "
@@ -27,8 +27,8 @@ def sections(store, baseline) -> list[Section]:
     blocks.append(Table(agg[[c for c in cols if c in agg.columns]], "Robustness over seeds"))
     out = [Section("Robustness", blocks)]
 
-    checks = store.read_table(S.CHECKS)
-    training = store.read_table(S.TRAINING)
+    checks = run.table(S.CHECKS)
+    training = run.table(S.TRAINING)
     warnings = []
     if not checks.empty:
         for row in checks[~checks["passed"].astype(bool)].itertuples():

@@ -8,11 +8,11 @@ from bench.report.blocks import Section, Table, Text, Warning_
 from bench.store import schema as S
 
 
-def sections(store, baseline) -> list[Section]:
-    m = store.read_manifest()
+def sections(run, baseline) -> list[Section]:
+    m = run.manifest
     dev = m["provenance"]["device"]
     counts = m.get("counts", {})
-    cells = store.read_table(S.CELLS)
+    cells = run.table(S.CELLS)
     lines = [
         f"- **Status:** {m['status']} ({counts.get('ok', '?')} of {counts.get('total', '?')} cells ok, "
         f"{counts.get('failed', 0)} failed)",

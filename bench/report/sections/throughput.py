@@ -22,8 +22,8 @@ PANEL_KEYS = ["workload", "target"]
 CONFIG_KEYS = ["batch_size", "precision", "channels_last", "compile", "seed"]
 
 
-def sections(store, baseline) -> list[Section]:
-    df = store.read_table(S.THROUGHPUT)
+def sections(run, baseline) -> list[Section]:
+    df = run.table(S.THROUGHPUT)
     if df.empty:
         return []
     skipped = df["skipped"].astype(bool)
