@@ -10,8 +10,9 @@ from pathlib import Path
 
 from bench.errors import SuiteError, UserError
 from bench.registry import import_target
-from bench.suite.load import LoadedSuite, find_line
+from bench.suite.load import LoadedSuite
 from bench.suite.plan import Cell, resolve_path
+from bench.suite.tomlfile import find_line
 
 
 def preflight(loaded: LoadedSuite, cells: list[Cell]) -> None:

@@ -208,7 +208,7 @@ class Suite(Strict):
     robustness: list[RobustnessConfig] = Field(default_factory=list)
     gans: dict[Name, GanConfig] = Field(default_factory=dict)
     throughput: list[ThroughputConfig] = Field(default_factory=list)
-    # Checked by bench.compare.rules.validate_rules (metric names, nested [compare.table.metric]).
+    # Checked by bench.suite.rules.validate_rules (metric names, nested [compare.table.metric]).
     compare: dict[str, dict] = Field(default_factory=dict)
 
 
