@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from bench import __version__, defaults
-from bench.errors import UserError
+from bench.errors import UserError, one_line
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except UserError as exc:
-        print(f"bench: error: {exc}", file=sys.stderr)
+        print(f"bench: error: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)

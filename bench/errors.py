@@ -5,6 +5,14 @@ Anything the user can fix (a bad suite, a missing dataset, a missing run) raises
 """
 
 
+def one_line(text: str) -> str:
+    """`text` with line breaks and other unprintable characters escaped (`\\n`, `\\x00`), so
+    that a message quoting user input (a key, a path) stays on one line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class UserError(Exception):
     """Bad input the user can fix. Exit code 2."""
 
@@ -17,7 +25,7 @@ class SuiteError(UserError):
     def __init__(self, file, key: str, message: str, line: int | None = None):
         self.file, self.key, self.line = str(file), key, line
         where = f"{key} (line {line})" if line else key
-        super().__init__(f"{file}: {where}: {message}")
+        super().__init__(one_line(f"{file}: {where}: {message}"))
 
 
 class DatasetNotFound(UserError):
