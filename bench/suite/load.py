@@ -38,10 +38,11 @@ def load_suite(path: str | Path) -> LoadedSuite:
         suite = Suite.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
-        key = key_path(err["loc"])
-        raise SuiteError(path, key, _describe(err), find_line(text, err["loc"])) from None
+        loc = _written_loc(raw, err)
+        raise SuiteError(path, key_path(loc), _describe(err), find_line(text, loc)) from None
     check_references(suite, path, text)
     check_registered_names(suite, path, text)
+    check_feature_extractors(suite, path, text)
     validate_rules(raw.get("compare", {}), path, text, prefix=("compare",))
     return LoadedSuite(suite, path, text)
 
@@ -74,6 +75,34 @@ def check_registered_names(suite: Suite, path: Path, text: str) -> None:
     for loc, name, registry in checks:
         if name not in registry:
             raise SuiteError(path, key_path(loc), registry.unknown_message(name), find_line(text, loc))
+
+
+def check_feature_extractors(suite: Suite, path: Path, text: str) -> None:
+    """The Inception extractor needs its weights file (there is no download)."""
+    if suite.suite.inception_weights is not None:
+        return
+    for name, gan in suite.gans.items():
+        if gan.train and gan.feature_extractor == "inception":
+            loc = ("gans", name, "feature_extractor")
+            raise SuiteError(path, key_path(loc), "'inception' needs [suite] inception_weights "
+                             "(torch-fidelity's Inception weights file); or use 'domain'",
+                             find_line(text, loc))
+
+
+def _written_loc(raw: dict, err: dict) -> tuple:
+    """The error's location as the file writes it: pydantic adds the member's tag for union
+    types (`suite.threads.constrained-int`), which is not a key of the file."""
+    node, out = raw, []
+    for part in err["loc"]:
+        inside = isinstance(node, dict) and part in node or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node))
+        if not inside:
+            if err["type"] == "missing":
+                out.append(part)
+            break
+        out.append(part)
+        node = node[part]
+    return tuple(out)
 
 
 def _describe(err: dict) -> str:

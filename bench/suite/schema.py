@@ -5,53 +5,47 @@ Key names here are the contract users write against; `suites/README.md` document
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bench import defaults
+from bench.suite.epsilon import Epsilon, StepSize
+from bench.suite.fields import (
+    INT32_MAX,
+    Count,
+    ImageSide,
+    ImportPath,
+    NonNegativeCount,
+    PathStr,
+    Positive,
+    Seed,
+    not_bool,
+    used_only_with,
+)
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
-DEVICE_PATTERN = r"^(auto|cpu|cuda|cuda:\d+|mps)$"
+DEVICE_PATTERN = r"^(auto|cpu|cuda|cuda:[0-9]{1,3}|mps)$"
+TORCHVISION_KINDS = ("mnist", "fashion-mnist", "cifar10", "svhn")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def parse_epsilon(value: float | int | str) -> float:
-    """Accept 0.1, 8, "8/255" or "0.03"; the result must lie in [0, 1] (pixel units)."""
-    if isinstance(value, bool):
-        raise ValueError("expected a number or a fraction string like '8/255'")
-    if isinstance(value, str):
-        m = re.fullmatch(r"\s*([0-9.]+)\s*(?:/\s*([0-9.]+)\s*)?", value)
-        if not m:
-            raise ValueError(f"expected a number or a fraction like '8/255', got {value!r}")
-        num, den = float(m.group(1)), float(m.group(2) or 1)
-        if den == 0:
-            raise ValueError(f"division by zero in {value!r}")
-        value = num / den
-    value = float(value)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"epsilon must be in [0, 1] (pixel units), got {value}")
-    return value
-
-
-Epsilon = Annotated[float, Field(ge=0.0, le=1.0)]
+    # strict: no bool-as-number or "1.0"-as-number coercion; allow_inf_nan=False: TOML's
+    # inf/nan (and 1e309) are never a meaningful setting here.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class SuiteMeta(Strict):
     name: Name
     description: str = ""
-    seeds: list[int] = Field(default_factory=lambda: list(defaults.SEEDS), min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: list(defaults.SEEDS), min_length=1)
     device: Annotated[str, Field(pattern=DEVICE_PATTERN)] = defaults.DEVICE
     executor: Literal["local", "ray"] = defaults.EXECUTOR
     ray_address: str | None = None
-    threads: Annotated[int, Field(gt=0)] | Literal["all"] = defaults.THREADS  # per CPU cell
-    ray_num_gpus: Annotated[float, Field(gt=0)] = defaults.RAY_NUM_GPUS  # per cell on CUDA
-    ray_max_retries: Annotated[int, Field(ge=0)] = defaults.RAY_MAX_RETRIES  # worker deaths
-    inception_weights: str | None = None  # local torch-fidelity Inception weights file
+    threads: Count | Literal["all"] = defaults.THREADS  # per CPU cell
+    ray_num_gpus: Positive = defaults.RAY_NUM_GPUS  # per cell on CUDA
+    ray_max_retries: NonNegativeCount = defaults.RAY_MAX_RETRIES  # worker deaths
+    inception_weights: PathStr | None = None  # local torch-fidelity Inception weights file
 
     @field_validator("seeds")
     @classmethod
@@ -63,14 +57,20 @@ class SuiteMeta(Strict):
 
 class DatasetConfig(Strict):
     kind: Literal["digits", "mnist", "fashion-mnist", "cifar10", "svhn", "imagefolder"]
-    root: str | None = None
+    root: PathStr | None = None
     download: bool = False
-    image_size: tuple[Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]] | None = None
-    channels: Literal[1, 3] | None = None
-    seed: int = 0  # the train/test split seed where the dataset has no official split
+    image_size: Annotated[list[ImageSide], Field(min_length=2, max_length=2)] | None = None  # [H, W]
+    channels: Annotated[Literal[1, 3], not_bool] | None = None
+    seed: Seed = 0  # the train/test split seed where the dataset has no official split
     test_fraction: Annotated[float, Field(gt=0, lt=1)] = defaults.DIGITS_TEST_FRACTION
-    limit_train: Annotated[int, Field(gt=0)] | None = None
-    limit_test: Annotated[int, Field(gt=0)] | None = None
+    limit_train: Count | None = None
+    limit_test: Count | None = None
+
+    _kind_keys = used_only_with("kind", {
+        "root": TORCHVISION_KINDS + ("imagefolder",),  # digits are embedded
+        "download": TORCHVISION_KINDS,
+        "test_fraction": ("digits", "imagefolder"),  # the others have an official split
+    })
 
     @model_validator(mode="after")
     def _root_required(self) -> "DatasetConfig":
@@ -81,21 +81,21 @@ class DatasetConfig(Strict):
 
 class TrainConfig(Strict):
     recipe: Literal["standard", "fgsm-rs", "pgd"] = "standard"
-    epochs: Annotated[int, Field(gt=0)] = defaults.TRAIN_EPOCHS
-    lr: Annotated[float, Field(gt=0)] = defaults.TRAIN_LR
-    batch_size: Annotated[int, Field(gt=0)] = defaults.TRAIN_BATCH_SIZE
+    epochs: Count = defaults.TRAIN_EPOCHS
+    lr: Positive = defaults.TRAIN_LR
+    batch_size: Count = defaults.TRAIN_BATCH_SIZE
     optimizer: Literal["adam", "sgd"] = "adam"
     weight_decay: Annotated[float, Field(ge=0)] = 0.0
     epsilon: Epsilon | None = None  # adversarial recipes: the training ε-ball
-    alpha: Annotated[float, Field(gt=0)] | None = None  # step size; recipe default if unset
-    steps: Annotated[int, Field(gt=0)] = defaults.PGD_TRAIN_STEPS  # pgd recipe
+    alpha: StepSize | None = None  # step size; recipe default if unset
+    steps: Count = defaults.PGD_TRAIN_STEPS  # pgd recipe
     random_start: bool = True
     stop_on_overfit: bool = False  # stop when catastrophic overfitting is detected
 
-    @field_validator("epsilon", mode="before")
-    @classmethod
-    def _eps(cls, v):
-        return None if v is None else parse_epsilon(v)
+    _recipe_keys = used_only_with("recipe", {
+        "epsilon": ("fgsm-rs", "pgd"), "alpha": ("fgsm-rs", "pgd"), "steps": ("pgd",),
+        "random_start": ("fgsm-rs", "pgd"), "stop_on_overfit": ("fgsm-rs", "pgd"),
+    })
 
     @model_validator(mode="after")
     def _adv_needs_eps(self) -> "TrainConfig":
@@ -106,7 +106,7 @@ class TrainConfig(Strict):
 
 class Normalization(Strict):
     mean: list[float] = Field(min_length=1)
-    std: list[Annotated[float, Field(gt=0)]] = Field(min_length=1)
+    std: list[Positive] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _same_length(self) -> "Normalization":
@@ -119,8 +119,8 @@ class ModelConfig(Strict):
     dataset: Name
     arch: str | None = None  # a built-in architecture, trained by bench
     train: TrainConfig | None = None
-    factory: str | None = None  # "pkg.module:callable" returning an nn.Module
-    checkpoint: str | None = None  # a state_dict file, loaded with weights_only=True
+    factory: ImportPath | None = None  # "pkg.module:callable" returning an nn.Module
+    checkpoint: PathStr | None = None  # a state_dict file, loaded with weights_only=True
     normalize: Normalization | None = None
 
     @model_validator(mode="after")
@@ -131,6 +131,9 @@ class ModelConfig(Strict):
             raise ValueError("a factory model is evaluated as given; remove train")
         if self.arch is None and self.checkpoint is None:
             raise ValueError("a factory model needs checkpoint")
+        if self.arch is not None and self.checkpoint is not None:
+            raise ValueError("checkpoint is only used with factory (a built-in arch is trained "
+                             "by bench); remove it")
         return self
 
 
@@ -139,34 +142,47 @@ class RobustnessConfig(Strict):
     attack: Literal["fgsm", "pgd"] = "fgsm"
     epsilons: list[Epsilon] = Field(min_length=1)
     split: Literal["train", "test"] = "test"
-    steps: Annotated[int, Field(gt=0)] = defaults.PGD_STEPS  # pgd only
-    alpha: Annotated[float, Field(gt=0)] | None = None  # pgd step; default 2.5*eps/steps
+    steps: Count = defaults.PGD_STEPS  # pgd only
+    alpha: StepSize | None = None  # pgd step; default 2.5*eps/steps
     random_start: bool = True  # pgd only
-    batch_size: Annotated[int, Field(gt=0)] = defaults.EVAL_BATCH_SIZE
-    limit: Annotated[int, Field(gt=0)] | None = None  # evaluate on a seeded subset
+    batch_size: Count = defaults.EVAL_BATCH_SIZE
+    limit: Count | None = None  # evaluate on a seeded subset
 
-    @field_validator("epsilons", mode="before")
-    @classmethod
-    def _eps(cls, v):
-        return [parse_epsilon(e) for e in v] if isinstance(v, list) else v
+    _attack_keys = used_only_with("attack", {
+        "steps": ("pgd",), "alpha": ("pgd",), "random_start": ("pgd",)})
 
 
 class GanConfig(Strict):
     arch: str  # dcgan | wgan-gp | sngan (registry)
     dataset: Name
-    steps: Annotated[int, Field(gt=0)] = defaults.GAN_STEPS
-    batch_size: Annotated[int, Field(gt=0)] = defaults.GAN_BATCH_SIZE
-    eval_every: Annotated[int, Field(gt=0)] = defaults.GAN_EVAL_EVERY
+    steps: Count = defaults.GAN_STEPS
+    batch_size: Count = defaults.GAN_BATCH_SIZE
+    eval_every: Count = defaults.GAN_EVAL_EVERY
     metrics: list[Literal["fid", "kid", "isc", "prc"]] = Field(
         default_factory=lambda: list(defaults.GAN_METRICS), min_length=1)
-    num_samples: Annotated[int, Field(gt=1)] = defaults.GAN_NUM_SAMPLES
-    feature_extractor: str = "auto"  # auto | domain | inception
-    lr: Annotated[float, Field(gt=0)] | None = None  # arch default if unset
-    z_dim: Annotated[int, Field(gt=0)] | None = None
+    num_samples: Annotated[int, Field(gt=1, le=INT32_MAX)] = defaults.GAN_NUM_SAMPLES
+    feature_extractor: Literal["auto", "domain", "inception"] = "auto"
+    lr: Positive | None = None  # arch default if unset
+    z_dim: Count | None = None
     amp: bool = False  # mixed precision on CUDA only
     # false: no gan cell (no training, no FID); the GAN is only timed by [[throughput]] cells,
     # as models are only trained when a [[robustness]] section evaluates them.
     train: bool = True
+
+    @model_validator(mode="after")
+    def _untrained_keys(self) -> "GanConfig":
+        if not self.train:
+            unused = sorted(self.model_fields_set & GAN_TRAINING_KEYS)
+            if unused:
+                raise ValueError(f"{', '.join(unused)}: not used with train = false (the GAN is "
+                                 "only timed by [[throughput]]); remove them")
+        return self
+
+
+# What a GAN with train = false ignores: [[throughput]] times its freshly built generator and
+# discriminator (arch, z_dim) with its own batch sizes and precisions.
+GAN_TRAINING_KEYS = frozenset({"steps", "batch_size", "eval_every", "metrics", "num_samples",
+                               "feature_extractor", "lr", "amp"})
 
 
 class ThroughputConfig(Strict):
@@ -174,21 +190,29 @@ class ThroughputConfig(Strict):
     gans: list[Name] = Field(default_factory=list)
     workloads: list[Literal["inference", "train-step", "fgsm", "pgd", "gan-step", "gan-sample"]] = Field(
         min_length=1)
-    batch_sizes: list[Annotated[int, Field(gt=0)]] = Field(
+    batch_sizes: list[Count] = Field(
         default_factory=lambda: list(defaults.THROUGHPUT_BATCH_SIZES), min_length=1)
     precision: list[Literal["fp32", "bf16", "fp16"]] = Field(default_factory=lambda: ["fp32"], min_length=1)
     channels_last: list[bool] = Field(default_factory=lambda: [False], min_length=1)
     compile: list[bool] = Field(default_factory=lambda: [False], min_length=1)
-    warmup: Annotated[int, Field(ge=0)] = defaults.THROUGHPUT_WARMUP
-    repeats: Annotated[int, Field(gt=0)] = defaults.THROUGHPUT_REPEATS
+    warmup: NonNegativeCount = defaults.THROUGHPUT_WARMUP
+    repeats: Count = defaults.THROUGHPUT_REPEATS
     epsilon: Epsilon = 8 / 255  # for the attack workloads
-    pgd_steps: Annotated[int, Field(gt=0)] = defaults.PGD_STEPS
-    peak_tflops: float | None = None  # override the device peak used for MFU
+    pgd_steps: Count = defaults.PGD_STEPS
+    peak_tflops: Positive | None = None  # override the device peak used for MFU
+
+    _workload_keys = used_only_with("workloads", {"epsilon": ("fgsm", "pgd"), "pgd_steps": ("pgd",)})
 
     @model_validator(mode="after")
     def _something(self) -> "ThroughputConfig":
         if not self.models and not self.gans:
             raise ValueError("list at least one of models or gans")
+        gan_workloads = [w for w in self.workloads if w.startswith("gan-")]
+        if self.models and len(gan_workloads) == len(self.workloads):
+            raise ValueError("models are timed by the inference, train-step, fgsm and pgd "
+                             "workloads; none is listed")
+        if self.gans and not gan_workloads:
+            raise ValueError("gans are timed by the gan-step and gan-sample workloads; none is listed")
         return self
 
 
@@ -196,8 +220,9 @@ class MetricRule(Strict):
     """A `bench compare` rule for one metric (suite `[compare.METRIC]` or a rules file)."""
 
     direction: Literal["higher", "lower"] | None = None
-    rel_tol: Annotated[float, Field(ge=0)] | None = None
-    abs_tol: Annotated[float, Field(ge=0)] | None = None
+    # inf is allowed: a tolerance of inf never gates the metric.
+    rel_tol: Annotated[float, Field(ge=0, allow_inf_nan=True)] | None = None
+    abs_tol: Annotated[float, Field(ge=0, allow_inf_nan=True)] | None = None
     alpha: Annotated[float, Field(gt=0, lt=1)] | None = None
 
 
