@@ -8,3 +8,15 @@ import torch  # noqa: E402
 # as a run, and the tiny test models only lose time to thread synchronisation on 2 cores.
 torch.set_num_threads(1)
 
+
+# Hypothesis profiles (tests/test_suite_fuzz.py). `fast`, the default run: a bounded number of
+# examples from a fixed seed, so every run tries the same inputs. `slow`: thousands of fresh
+# examples, saved in .hypothesis/ when one fails. Pick one with `--hypothesis-profile=slow`
+# or HYPOTHESIS_PROFILE=slow (tox -e slow does).
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+_FUZZ = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                   HealthCheck.filter_too_much])
+settings.register_profile("fast", max_examples=150, derandomize=True, **_FUZZ)
+settings.register_profile("slow", max_examples=2500, **_FUZZ)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))

@@ -9,6 +9,7 @@ import torch
 
 from bench.data import ImageData
 from bench.data.transforms import conform
+from bench.errors import UserError
 
 NUM_CLASSES = 10
 
@@ -40,7 +41,12 @@ def _digits_split(seed: int, test_fraction: float) -> dict[str, tuple[np.ndarray
 
 def load_digits_data(cfg: dict, split: str) -> ImageData:
     """`split` of the digits, split by cfg["seed"] and cfg["test_fraction"]."""
-    x, y = _digits_split(int(cfg["seed"]), float(cfg["test_fraction"]))[split]
+    try:
+        x, y = _digits_split(int(cfg["seed"]), float(cfg["test_fraction"]))[split]
+    except ValueError as exc:  # a test_fraction leaving some class out of a split
+        raise UserError(f"datasets.{cfg['name']}.test_fraction: cannot split the 1797 digits "
+                        f"with test_fraction = {cfg['test_fraction']} (each split needs one "
+                        f"image per class): {exc}") from None
     # torch.tensor copies, so callers get tensors they may modify without touching the cache.
     xt = conform(torch.tensor(x), cfg.get("image_size"), cfg.get("channels"))
     return ImageData(xt, torch.tensor(y), NUM_CLASSES, cfg["name"])

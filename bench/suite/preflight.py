@@ -12,7 +12,7 @@ from bench.errors import SuiteError, UserError
 from bench.registry import import_target
 from bench.suite.load import LoadedSuite
 from bench.suite.plan import Cell, resolve_path
-from bench.suite.tomlfile import find_line
+from bench.suite.tomlfile import find_line, key_path
 
 
 def preflight(loaded: LoadedSuite, cells: list[Cell]) -> None:
@@ -25,14 +25,16 @@ def preflight(loaded: LoadedSuite, cells: list[Cell]) -> None:
             load_dataset(cfg, "test")
         except UserError as exc:
             raise UserError(f"{path}: {exc}") from None
+        except OSError as exc:  # e.g. a path too long for the file system
+            loc = ("datasets", cfg["name"], "root")
+            raise SuiteError(path, key_path(loc), f"cannot read {cfg['root']!r} ({exc.strerror or exc})",
+                             find_line(text, loc)) from None
     for name, m in suite.models.items():
         if m.factory is None:
             continue
         checkpoint = resolve_path(m.checkpoint, path.parent)
-        if not Path(checkpoint).is_file():
-            raise SuiteError(path, f"models.{name}.checkpoint",
-                             f"no such file {checkpoint!r} (expected a state_dict saved with torch.save)",
-                             find_line(text, ("models", name, "checkpoint")))
+        _require_file(loaded, ("models", name, "checkpoint"), checkpoint,
+                      "a state_dict saved with torch.save")
         try:
             import_target(m.factory)
         except UserError as exc:
@@ -40,9 +42,15 @@ def preflight(loaded: LoadedSuite, cells: list[Cell]) -> None:
                              find_line(text, ("models", name, "factory"))) from None
     weights = suite.suite.inception_weights
     if weights is not None:
-        full = resolve_path(weights, path.parent)
-        if not Path(full).is_file():
-            raise SuiteError(path, "suite.inception_weights",
-                             f"no such file {full!r} (expected torch-fidelity's "
-                             "weights-inception-2015-12-05-6726825d.pth)",
-                             find_line(text, ("suite", "inception_weights")))
+        _require_file(loaded, ("suite", "inception_weights"), resolve_path(weights, path.parent),
+                      "torch-fidelity's weights-inception-2015-12-05-6726825d.pth")
+
+
+def _require_file(loaded: LoadedSuite, loc: tuple, full: str, expected: str) -> None:
+    try:
+        problem = None if Path(full).is_file() else "no such file"
+    except OSError as exc:  # e.g. a name too long for the file system
+        problem = f"cannot read ({exc.strerror or exc})"
+    if problem:
+        raise SuiteError(loaded.path, key_path(loc), f"{problem}: {full!r} (expected {expected})",
+                         find_line(loaded.text, loc))
