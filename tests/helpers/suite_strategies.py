@@ -41,6 +41,7 @@ NASTY_STRINGS = ["", " ", "\x00", "a\x00b", "ε", "8/255", "1/0", "0/0", "...", 
                  "a\nb", "\u2028", "x" * 300, "inf", "true", "[", "cuda:١"]
 NASTY_PATHS = ["\x00", "a\x00b", "", " ", "~nosuchuser_bench_fuzz/x", "nowhere", "x" * 300,
                "x/" * 3000, "ε/ü", "a\nb", "./missing.pt"]
+PATH_KEYS = {"root", "checkpoint", "inception_weights"}  # suites/README.md: "Paths in a suite"
 IMPORT_PATHS = ["zz_fuzz_missing:f", "zz_fuzz.mod:f", "json:loads", "json:no_such_attr",
                 ".rel:x", "a..b:c", ":x", "x:", "json", "os.path:join"]
 
@@ -189,7 +190,7 @@ def strategy_for(tp, meta=(), clean: bool = False) -> st.SearchStrategy:
     funcs = _validator_funcs(meta)
     if "parse_epsilon" in funcs:
         return clean_epsilons if clean else epsilons
-    if "_usable_path" in funcs:
+    if "_usable_path" in funcs:  # PathStr (PATH_KEYS, whatever their type says)
         return paths
     if tp is bool:
         return st.booleans()
@@ -260,6 +261,28 @@ def _tweak(draw, value):
     return draw(st.sampled_from([[value], {}, "x"]))
 
 
+def _model_at(path: tuple) -> type[BaseModel] | None:
+    """The schema model of the table at `path` ("datasets", NAME) -> DatasetConfig, ..."""
+    tables = {("suite",): S.SuiteMeta, ("datasets", str): S.DatasetConfig,
+              ("models", str): S.ModelConfig, ("models", str, "train"): S.TrainConfig,
+              ("robustness", int): S.RobustnessConfig, ("gans", str): S.GanConfig,
+              ("throughput", int): S.ThroughputConfig, (): S.Suite}
+    shape = tuple(p if i % 2 == 0 or p == "train" else type(p) for i, p in enumerate(path))
+    return tables.get(shape)
+
+
+def _value_for_key(name: str) -> st.SearchStrategy:
+    """Values for a key named `name` wherever it lands: what the schema expects for a key of
+    that name (paths for the path keys, as the README defines them), or anything."""
+    if name in PATH_KEYS:
+        return st.one_of(paths, any_value)
+    for model in MODELS_IN_SCHEMA:
+        if name in model.model_fields:
+            field = model.model_fields[name]
+            return st.one_of(strategy_for(field.annotation, field.metadata), any_value)
+    return any_value
+
+
 @st.composite
 def _mutated_doc(draw) -> dict:
     doc = copy.deepcopy(draw(st.sampled_from(list(SHIPPED.values()))))
@@ -279,11 +302,14 @@ def _mutated_doc(draw) -> dict:
         elif op == "graft":  # a value from elsewhere in the shipped suites, in the wrong place
             donor = draw(st.sampled_from(list(SHIPPED.values())))
             parent[key] = copy.deepcopy(_get(donor, draw(st.sampled_from(_node_paths(donor)))))
-        else:  # a known key in the wrong table (`root` on digits, `steps` on FGSM, ...)
-            table = parent[key] if isinstance(parent[key], dict) else parent
+        else:  # a key of this table, or of another (`root` on digits, `steps` on FGSM, ...)
+            at_path = path if isinstance(parent[key], dict) else path[:-1]
+            table = _get(doc, at_path)
             if isinstance(table, dict):
-                table[draw(st.sampled_from(FIELD_NAMES))] = draw(st.one_of(
-                    any_value, st.sampled_from([0.1, 3, "x", True, "8/255"])))
+                model = _model_at(at_path)
+                own = sorted(set(model.model_fields) - {"download"}) if model else []
+                name = draw(st.sampled_from(own or FIELD_NAMES) | st.sampled_from(FIELD_NAMES))
+                table[name] = draw(_value_for_key(name))
     return _no_download(doc)
 
 
