@@ -1,8 +1,9 @@
 """Small named registries for datasets, models, attacks, GANs and cell kinds.
 
 Modelled on lm-evaluation-harness' registry: duplicate names are an error, unknown names
-get a "did you mean" hint, and entries may be lazy "module:attr" strings so heavy imports
-happen only when an entry is used.
+get a "did you mean" hint, entries may be lazy "module:attr" strings so heavy imports
+happen only when an entry is used, and every entry is checked against the registry's base
+class (or for being callable) when it is registered or first resolved.
 """
 
 from __future__ import annotations
@@ -37,8 +38,12 @@ def import_target(target: str) -> Any:
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str):
+    """Named entries of one kind. `base` (a class, or a lazy "module:Class") is what every
+    entry must be: a subclass of it, or, for a function registry, None and callables only."""
+
+    def __init__(self, kind: str, base: type | str | None = None):
         self.kind = kind
+        self.base = base
         self._entries: dict[str, T | str] = {}
 
     def register(self, name: str, obj: T | str | None = None) -> Callable[[T], T] | T:
@@ -54,6 +59,8 @@ class Registry(Generic[T]):
     def _add(self, name: str, obj: T | str) -> None:
         if name in self._entries:
             raise ValueError(f"{self.kind} {name!r} is already registered")
+        if not isinstance(obj, str):
+            self._check(name, obj)
         self._entries[name] = obj
 
     def get(self, name: str) -> T:
@@ -62,8 +69,19 @@ class Registry(Generic[T]):
         entry = self._entries[name]
         if isinstance(entry, str):
             entry = import_target(entry)
+            self._check(name, entry)
             self._entries[name] = entry
         return entry  # type: ignore[return-value]
+
+    def _check(self, name: str, entry) -> None:
+        """An entry of the wrong kind is a programming error, reported by its name."""
+        base = import_target(self.base) if isinstance(self.base, str) else self.base
+        if base is None:
+            if not callable(entry):
+                raise TypeError(f"{self.kind} {name!r}: {entry!r} is not callable")
+        elif not (isinstance(entry, type) and issubclass(entry, base)):
+            raise TypeError(f"{self.kind} {name!r}: {entry!r} is not a subclass of "
+                            f"{base.__module__}.{base.__qualname__}")
 
     def unknown_message(self, name: str) -> str:
         hint = difflib.get_close_matches(name, self.names(), n=1)
