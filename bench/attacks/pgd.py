@@ -7,8 +7,7 @@ one ε does not depend on the other ε in the list, and the caller's RNG state i
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
 import torchattacks
@@ -23,6 +22,7 @@ from bench.attacks import (
     linf_per_sample,
     zero_fraction,
 )
+from bench.seeding import seeded
 
 
 def default_alpha(epsilon: float, steps: int) -> float:
@@ -65,7 +65,7 @@ def pgd_sweep(
             attack = make_pgd(model, eps, steps, alpha, random_start)
             eval_mode = is_eval_mode(model)
             preds, linfs = [], []
-            with seeded_rng(seed, device):
+            with seeded(seed, device):
                 for xb, yb in iter_batches(x, y, batch_size, device, progress, f"pgd ε={eps:g}"):
                     x_adv = attack(xb, yb)
                     with torch.inference_mode():
@@ -96,21 +96,5 @@ def pgd_attack(
     if seed is None:
         seed = 0 if generator is None else int(
             torch.randint(2**62, (1,), generator=generator, device=generator.device))
-    with attack_mode(model, x.device), seeded_rng(seed, x.device):
+    with attack_mode(model, x.device), seeded(seed, x.device):
         return make_pgd(model, epsilon, steps, alpha, random_start)(x, y)
-
-
-@contextmanager
-def seeded_rng(seed: int, device: str | torch.device) -> Iterator[None]:
-    """Fork the global RNG of the CPU and of `device`, then seed it."""
-    dev = torch.device(device)
-    if dev.type == "cpu":
-        fork = torch.random.fork_rng(devices=[])
-    else:
-        index = dev.index
-        if index is None:
-            index = torch.cuda.current_device() if dev.type == "cuda" else 0
-        fork = torch.random.fork_rng(devices=[index], device_type=dev.type)
-    with fork:
-        torch.manual_seed(seed)
-        yield

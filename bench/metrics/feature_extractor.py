@@ -19,6 +19,7 @@ from torch_fidelity import FeatureExtractorBase, register_feature_extractor
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from bench.fingerprint import state_dict_fingerprint
+from bench.seeding import seeded
 
 NAME_PREFIX = "bench-domain-"
 FEATURES = "penultimate"  # feature name for FID, KID and PRC
@@ -140,8 +141,7 @@ def train_extractor(x: torch.Tensor, y: torch.Tensor, num_classes: int, *, epoch
                     batch_size: int, seed: int, device: str = "cpu") -> DomainNet:
     """Fit a DomainNet on images `x` in [0, 1] with labels `y` (Adam, cross-entropy)."""
     gen = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)  # reproducible init without touching the caller's RNG
+    with seeded(seed):  # reproducible init without touching the caller's RNG
         net = DomainNet(x.shape[1], num_classes)
     net.to(device).train()
     opt = torch.optim.Adam(net.parameters(), lr=lr)
