@@ -28,5 +28,6 @@ GAN_NUM_SAMPLES = 2000
 GAN_METRICS = ["fid", "kid", "isc", "prc"]
 
 THROUGHPUT_WARMUP = 10
+THROUGHPUT_EPSILON = 8 / 255  # for the attack workloads (fgsm, pgd)
 THROUGHPUT_REPEATS = 30
 THROUGHPUT_BATCH_SIZES = [64]

@@ -197,7 +197,7 @@ class ThroughputConfig(Strict):
     compile: list[bool] = Field(default_factory=lambda: [False], min_length=1)
     warmup: NonNegativeCount = defaults.THROUGHPUT_WARMUP
     repeats: Count = defaults.THROUGHPUT_REPEATS
-    epsilon: Epsilon = 8 / 255  # for the attack workloads
+    epsilon: Epsilon = defaults.THROUGHPUT_EPSILON  # for the attack workloads
     pgd_steps: Count = defaults.PGD_STEPS
     peak_tflops: Positive | None = None  # override the device peak used for MFU
 

@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench import defaults
+
 CLASSIFIER_WORKLOADS = ("inference", "train-step", "fgsm", "pgd")
 GAN_WORKLOADS = ("gan-step", "gan-sample")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -99,8 +101,8 @@ def classifier_workload(
     precision: str = "fp32",
     compiled: bool = False,
     optimizer: torch.optim.Optimizer | None = None,
-    epsilon: float = 8 / 255,
-    pgd_steps: int = 10,
+    epsilon: float = defaults.THROUGHPUT_EPSILON,
+    pgd_steps: int = defaults.PGD_STEPS,
     seed: int = 0,
 ) -> Workload:
     """`model`, `x`, `y` must already be on `device` (and in the wanted memory format)."""
