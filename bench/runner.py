@@ -22,6 +22,7 @@ from bench.identity import code_identity
 from bench.store.lock import RunLock
 from bench.store.run_store import CellRecord, RunStore
 from bench.store.schema import SCHEMA_VERSION
+from bench.suite.cell_configs import GanCellConfig, UserSource
 from bench.suite.load import LoadedSuite, load_suite
 from bench.suite.plan import Cell, plan
 from bench.suite.preflight import preflight
@@ -209,11 +210,11 @@ def content_hashes(cells: list[Cell]) -> dict[str, str]:
     paths are machine-local, so identity (and this record) is what the files hold."""
     out = {}
     for c in cells:
-        source = c.config.get("source") or {}
-        if source.get("checkpoint_sha256"):
-            out[f"models.{c.config['model']}.checkpoint"] = source["checkpoint_sha256"]
-        if c.config.get("inception_weights_sha256"):
-            out["suite.inception_weights"] = c.config["inception_weights_sha256"]
+        source = getattr(c.config, "source", None)
+        if isinstance(source, UserSource) and source.checkpoint_sha256:
+            out[f"models.{c.config.model}.checkpoint"] = source.checkpoint_sha256
+        if isinstance(c.config, GanCellConfig) and c.config.inception_weights_sha256:
+            out["suite.inception_weights"] = c.config.inception_weights_sha256
     return out
 
 

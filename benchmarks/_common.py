@@ -81,11 +81,9 @@ def upsampled_digits(n: int, size: int = 28, split: str = "test", seed: int = 0,
     import torch.nn.functional as F
 
     from bench.data import load_dataset
+    from bench.suite.cell_configs import DatasetSpec
 
-    cfg = {"name": "digits", "kind": "digits", "root": None, "download": False, "image_size": None,
-           "channels": None, "seed": 0, "test_fraction": 0.25, "limit_train": None,
-           "limit_test": None}
-    data = load_dataset(cfg, split)
+    data = load_dataset(DatasetSpec(name="digits", kind="digits"), split)
     base = F.interpolate(data.x, size=(size, size), mode="bilinear", align_corners=False).clamp(0, 1)
     gen = torch.Generator().manual_seed(seed)
     idx = torch.arange(n) % len(data.y)

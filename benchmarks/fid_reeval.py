@@ -31,11 +31,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
+from bench.suite.cell_configs import DatasetSpec  # noqa: E402
 from benchmarks._common import describe_times, fmt_load, machine_lines, quartiles, upsampled_digits  # noqa: E402
 
-DIGITS = {"name": "digits", "kind": "digits", "root": None, "download": False, "image_size": None,
-          "channels": None, "seed": 0, "test_fraction": 0.25, "limit_train": None,
-          "limit_test": None}
+DIGITS = DatasetSpec(name="digits", kind="digits")
+# 10,000 digits upsampled to 28×28 and shifted (_common.upsampled_digits): a label for the cache.
+UPSAMPLED = DatasetSpec(name="upsampled-digits", kind="digits", image_size=[28, 28])
 
 
 def make_extractor(x: torch.Tensor, y: torch.Tensor, tag: str, folder: Path):
@@ -43,10 +44,10 @@ def make_extractor(x: torch.Tensor, y: torch.Tensor, tag: str, folder: Path):
     from bench.metrics.fidelity import domain_extractor
 
     net = fe.train_extractor(x, y, 10, epochs=1, lr=1e-3, batch_size=64, seed=0)
-    config_hash = f"benchfid{tag}"[:16]
-    path = folder / f"{config_hash}.pt"
-    torch.save(fe.weights_payload(net, x.shape[1], 10, config_hash, fe.accuracy(net, x, y)), path)
-    return domain_extractor(fe.extractor_name(config_hash), config_hash, str(path))
+    payload = fe.weights_payload(net, x.shape[1], 10, fe.accuracy(net, x, y))
+    path = folder / f"{tag}-{payload['hash']}.pt"
+    torch.save(payload, path)
+    return domain_extractor(fe.extractor_name(payload["hash"]), payload["hash"], str(path))
 
 
 def generated_images(n: int, size: tuple[int, int]) -> torch.Tensor:
@@ -68,8 +69,7 @@ def setups(folder: Path) -> dict:
         "digits-8x8": (generated_images(1000, (8, 8)),
                        real_reference(train.x, DIGITS, "train", 1000, small_ext), small_ext),
         "mnist-size": (generated_images(2000, (28, 28)),
-                       real_reference(x28, {"kind": "upsampled-digits", "n": 10_000}, "train",
-                                      10_000, big_ext), big_ext),
+                       real_reference(x28, UPSAMPLED, "train", 10_000, big_ext), big_ext),
     }
 
 

@@ -29,14 +29,15 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
+from bench.seeding import seeded  # noqa: E402
+from bench.suite.cell_configs import DatasetSpec, ThroughputCellConfig, TrainedTarget  # noqa: E402
+from bench.suite.schema import TrainConfig  # noqa: E402
 from benchmarks._common import alternate, describe_times, fmt_load, machine_lines, ratio_summary  # noqa: E402
 
-DIGITS = {"name": "digits", "kind": "digits", "root": None, "download": False, "image_size": None,
-          "channels": None, "seed": 0, "test_fraction": 0.25, "limit_train": None,
-          "limit_test": None}
-TARGET = {"model": "cnn", "arch": "small-cnn", "normalize": None,
-          "train": {"recipe": "standard", "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0,
-                    "batch_size": 64, "epochs": 1}}
+DIGITS = DatasetSpec(name="digits", kind="digits")
+TARGET = TrainedTarget(model="cnn", arch="small-cnn", normalize=None,
+                       train=TrainConfig(recipe="standard", optimizer="adam", lr=1e-3,
+                                         batch_size=64, epochs=1))
 BATCH = 64
 MAX_SLOWDOWN = 0.05
 
@@ -44,19 +45,18 @@ MAX_SLOWDOWN = 0.05
 def fresh_model(seed: int = 0) -> torch.nn.Module:
     from bench.models.build import build_classifier
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return build_classifier(TARGET, (1, 8, 8), 10)
+    with seeded(seed):
+        return build_classifier(TARGET.arch, TARGET.normalize, (1, 8, 8), 10)
 
 
 def bench_step(steps: int):
     from bench.cells.throughput import build_workload
 
-    config = {"workload": "train-step", "target": TARGET, "dataset": DIGITS, "batch_size": BATCH,
-              "precision": "fp32", "channels_last": False, "compile": False, "warmup": 0,
-              "repeats": 1, "epsilon": 8 / 255, "pgd_steps": 10, "peak_tflops": None, "seed": 0}
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+    config = ThroughputCellConfig(
+        workload="train-step", target=TARGET, dataset=DIGITS, batch_size=BATCH, precision="fp32",
+        channels_last=False, compile=False, warmup=0, repeats=1, epsilon=8 / 255, pgd_steps=10,
+        peak_tflops=None, seed=0)
+    with seeded(0):
         workload = build_workload(config, "cpu")
 
     def run():
@@ -81,7 +81,7 @@ def handwritten_step(steps: int, x: torch.Tensor, y: torch.Tensor):
 def bench_epochs(epochs: int, train, heldout):
     from bench.training.loop import train_classifier
 
-    cfg = dict(TARGET["train"], epochs=epochs)
+    cfg = TARGET.train.model_copy(update={"epochs": epochs})
 
     def run():
         train_classifier(fresh_model(), train, heldout, cfg, seed=0, device="cpu")

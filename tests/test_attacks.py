@@ -13,6 +13,8 @@ from bench.cells import CellResult, RunEnv
 from bench.cells.robustness import run_robustness_cell
 from bench.data import ImageData, load_dataset
 from bench.models.build import build_classifier
+from bench.suite.cell_configs import NoAttackParams, RobustnessCellConfig, TrainedSource
+from bench.suite.schema import Normalization, TrainConfig
 from bench.training.loop import train_classifier
 from tests.helpers.configs import DIGITS
 
@@ -24,9 +26,8 @@ def trained():
     """A small CNN (with BatchNorm, so eval mode matters) trained briefly on the digits."""
     train, test = load_dataset(DIGITS, "train"), load_dataset(DIGITS, "test")
     torch.manual_seed(0)
-    model = build_classifier({"arch": "small-cnn", "normalize": {"mean": [0.3], "std": [0.4]}},
-                             (1, 8, 8), 10)
-    cfg = {"recipe": "standard", "epochs": 2, "lr": 2e-3, "batch_size": 128, "optimizer": "adam"}
+    model = build_classifier("small-cnn", Normalization(mean=[0.3], std=[0.4]), (1, 8, 8), 10)
+    cfg = TrainConfig(recipe="standard", epochs=2, lr=2e-3, batch_size=128, optimizer="adam")
     heldout = ImageData(test.x[:50], test.y[:50], 10, "digits")
     train_classifier(model, train, heldout, cfg, seed=0, device="cpu")
     return model.eval(), test.x[:300], test.y[:300]
@@ -115,10 +116,11 @@ def test_robustness_cell_rows(trained, tmp_path):
     model, _, _ = trained
     weights = tmp_path / "w.pt"
     torch.save(model.state_dict(), weights)
-    config = {"model": "cnn", "source": {"arch": "small-cnn",
-                                         "normalize": {"mean": [0.3], "std": [0.4]}},
-              "dataset": DIGITS, "split": "test", "attack": "fgsm", "attack_params": {},
-              "epsilons": [0.0, 0.1], "batch_size": 128, "limit": 200, "seed": 0}
+    config = RobustnessCellConfig(
+        model="cnn", source=TrainedSource(arch="small-cnn",
+                                          normalize=Normalization(mean=[0.3], std=[0.4])),
+        dataset=DIGITS, split="test", attack="fgsm", attack_params=NoAttackParams(),
+        epsilons=[0.0, 0.1], batch_size=128, limit=200, seed=0)
     env = RunEnv(device="cpu", cache_dir=tmp_path, artifacts_dir=tmp_path, progress=False)
     rows = run_robustness_cell(config, {"model": CellResult(artifacts={"weights": str(weights)})},
                                env).records["robustness"]

@@ -14,6 +14,7 @@ from PIL import Image
 from bench.data import DATASETS, ImageData, load_dataset
 from bench.data.transforms import conform
 from bench.errors import DatasetNotFound, UserError
+from bench.suite.cell_configs import DatasetSpec
 
 try:
     from tests.helpers import formats
@@ -23,7 +24,7 @@ except ImportError:  # torch-fidelity installs a top-level `tests` package that 
 N_TRAIN, N_TEST, N_PER_BATCH, SVHN_TRAIN, SVHN_TEST = 64, 32, 20, 40, 20
 
 
-def make_cfg(kind: str, **overrides) -> dict:
+def make_cfg(kind: str, **overrides) -> DatasetSpec:
     """A resolved `[datasets.NAME]` table: every key present, None when unset."""
     cfg = {
         "name": f"my-{kind}",
@@ -38,8 +39,7 @@ def make_cfg(kind: str, **overrides) -> dict:
         "limit_test": None,
     }
     assert set(overrides) <= set(cfg), f"unknown keys {set(overrides) - set(cfg)}"
-    cfg.update(overrides)
-    return cfg
+    return DatasetSpec(name=cfg["name"], kind=kind, **overrides)
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +88,8 @@ def test_loads_fixture_in_real_format(kind, data_root):
     sub, shape, n_train, n_test, num_classes = FILE_KINDS[kind]
     cfg = make_cfg(kind, root=str(data_root / sub))
     train, test = load_dataset(cfg, "train"), load_dataset(cfg, "test")
-    check_image_data(train, shape, n_train, num_classes, cfg["name"])
-    check_image_data(test, shape, n_test, num_classes, cfg["name"])
+    check_image_data(train, shape, n_train, num_classes, cfg.name)
+    check_image_data(test, shape, n_test, num_classes, cfg.name)
     assert set(train.y.tolist()) == set(range(num_classes))  # labels were not collapsed
     assert not torch.equal(train.x[: len(test)], test.x)
 
@@ -100,7 +100,7 @@ def test_image_size_and_channels_apply_to_every_kind(kind, data_root):
     channels = 1 if c == 3 else 3
     cfg = make_cfg(kind, root=str(data_root / sub), image_size=[16, 20], channels=channels)
     data = load_dataset(cfg, "train")
-    check_image_data(data, (channels, 16, 20), n_train, num_classes, cfg["name"])
+    check_image_data(data, (channels, 16, 20), n_train, num_classes, cfg.name)
 
 
 # --- exact round trips of known pixels and labels --------------------------------------------
@@ -247,7 +247,7 @@ def test_imagefolder_flat_split_is_seeded_and_stratified(tmp_path):
     )
     again = load_dataset(cfg, "test")
     assert torch.equal(again.x, test.x)
-    other = load_dataset({**cfg, "seed": 1}, "test")
+    other = load_dataset(cfg.model_copy(update={"seed": 1}), "test")
     assert not torch.equal(other.x, test.x)
 
 
@@ -269,7 +269,7 @@ def test_imagefolder_split_layout_round_trip(tmp_path):
     expected_x, expected_y = _read_folder(tmp_path / "test", ["x", "y"])
     assert tuple(test.x.shape) == (6, 3, 10, 14)  # (H, W) from the files, not transposed
     assert torch.equal(test.x, expected_x) and torch.equal(test.y, expected_y)
-    gray = load_dataset({**cfg, "channels": 1, "image_size": [5, 7]}, "train")
+    gray = load_dataset(cfg.model_copy(update={"channels": 1, "image_size": [5, 7]}), "train")
     assert tuple(gray.x.shape) == (6, 1, 5, 7)
     first = Image.open(tmp_path / "train" / "x" / "000.png").convert("L")
     first = first.resize((7, 5), Image.Resampling.BILINEAR)
@@ -302,22 +302,22 @@ def test_imagefolder_size_defaults_to_first_training_image(tmp_path):
 
 @pytest.mark.parametrize("kind", ["digits", "mnist"])
 def test_limit_takes_a_seeded_subset(kind, data_root):
-    cfg = make_cfg(kind, root=str(data_root))
+    cfg = make_cfg(kind, **({} if kind == "digits" else {"root": str(data_root)}))
     full = load_dataset(cfg, "train")
-    limited = load_dataset({**cfg, "limit_train": 10}, "train")
-    again = load_dataset({**cfg, "limit_train": 10}, "train")
+    limited = load_dataset(cfg.model_copy(update={"limit_train": 10}), "train")
+    again = load_dataset(cfg.model_copy(update={"limit_train": 10}), "train")
     assert len(limited) == 10 and limited.num_classes == full.num_classes
     assert torch.equal(limited.x, again.x) and torch.equal(limited.y, again.y)
     full_rows = set(_rows(full.x, full.y))
     assert set(_rows(limited.x, limited.y)) <= full_rows
     assert not torch.equal(limited.x, full.x[:10])  # a random subset, not a prefix
-    assert len(load_dataset({**cfg, "limit_train": 10**6}, "train")) == len(full)
-    assert len(load_dataset({**cfg, "limit_test": 7}, "train")) == len(full)  # other split only
+    assert len(load_dataset(cfg.model_copy(update={"limit_train": 10**6}), "train")) == len(full)
+    assert len(load_dataset(cfg.model_copy(update={"limit_test": 7}), "train")) == len(full)  # other split only
 
 
 def test_limit_subset_depends_on_seed(data_root):
     cfg = make_cfg("mnist", root=str(data_root), limit_test=8)
-    a, b = load_dataset(cfg, "test"), load_dataset({**cfg, "seed": 1}, "test")
+    a, b = load_dataset(cfg, "test"), load_dataset(cfg.model_copy(update={"seed": 1}), "test")
     assert len(a) == len(b) == 8 and not torch.equal(a.x, b.x)
 
 
@@ -345,10 +345,11 @@ def test_missing_files_name_key_root_and_layout(kind, tmp_path):
 
 
 @pytest.mark.parametrize("kind", sorted(FILE_KINDS))
-def test_root_none_is_a_clear_error(kind):
-    expected = rf"^datasets\.my-{kind}\.root: required for kind '{kind}'"
-    with pytest.raises(DatasetNotFound, match=expected):
-        load_dataset(make_cfg(kind), "train")
+def test_a_dataset_without_root_cannot_be_configured(kind):
+    """Loaders never see a missing root: the typed config refuses it (bench validate says so
+    in one line, tests/test_suite_validation.py)."""
+    with pytest.raises(ValueError, match=f"kind '{kind}' needs root"):
+        make_cfg(kind)
 
 
 def test_one_missing_mnist_file_is_named(tmp_path):

@@ -14,10 +14,9 @@ from bench.cells import extractor as extractor_cell
 from bench.data import load_dataset
 from bench.metrics import feature_extractor as fe
 from bench.metrics import fidelity
+from bench.suite.cell_configs import ExtractorCellConfig
+from tests.helpers.configs import DIGITS
 
-DIGITS = {"name": "digits", "kind": "digits", "seed": 0, "test_fraction": 0.25, "root": None,
-          "download": False, "image_size": None, "channels": None, "limit_train": None,
-          "limit_test": None}
 N = 200  # samples per side: enough for stable FIDs on 64-d features, fast on 2 cores
 
 
@@ -140,7 +139,7 @@ def test_extractor_cell_trains_once_and_caches(tmp_path, monkeypatch):
     env = RunEnv(device="cpu", cache_dir=tmp_path / "cache", artifacts_dir=tmp_path / "art",
                  progress=False)
     run = CELL_KINDS.get("extractor")
-    first = run({"dataset": DIGITS}, {}, env)
+    first = run(ExtractorCellConfig(dataset=DIGITS), {}, env)
     (row,) = first.records["extractors"]
     assert row["name"] == fe.extractor_name(row["hash"]) and row["dataset"] == "digits"
     assert row["test_accuracy"] > 0.5
@@ -150,13 +149,15 @@ def test_extractor_cell_trains_once_and_caches(tmp_path, monkeypatch):
         raise AssertionError("the cached extractor was retrained")
 
     monkeypatch.setattr(fe, "train_extractor", no_training)
-    again = run({"dataset": {**DIGITS, "name": "renamed"}}, {}, env)  # the label is not the data
+    renamed = DIGITS.model_copy(update={"name": "renamed"})  # the label is not the data
+    again = run(ExtractorCellConfig(dataset=renamed), {}, env)
     assert again.records["extractors"][0]["hash"] == row["hash"]
     assert again.records["extractors"][0]["test_accuracy"] == row["test_accuracy"]
     # Another split is other data: a new extractor with other weights, hence another hash.
     monkeypatch.undo()
     monkeypatch.setitem(extractor_cell.RECIPE, "steps", 30)
-    other = run({"dataset": {**DIGITS, "test_fraction": 0.3}}, {}, env)
+    other = run(ExtractorCellConfig(dataset=DIGITS.model_copy(update={"test_fraction": 0.3})),
+                {}, env)
     assert other.records["extractors"][0]["hash"] != row["hash"]
 
 

@@ -15,10 +15,9 @@ from bench.errors import CellFailed
 from bench.gans import GANS
 from bench.gans.train import train_gan
 from bench.metrics import feature_extractor as fe
+from bench.suite.cell_configs import GanCellConfig
+from tests.helpers.configs import DIGITS
 
-DIGITS = {"name": "digits", "kind": "digits", "seed": 0, "test_fraction": 0.25, "root": None,
-          "download": False, "image_size": None, "channels": None, "limit_train": None,
-          "limit_test": None}
 ARCHS = ["dcgan", "wgan-gp", "sngan"]
 
 
@@ -154,7 +153,7 @@ def gan_config(**over):
            "metrics": ["fid", "kid", "isc", "prc"], "num_samples": 40, "lr": None, "z_dim": 16,
            "amp": False, "gan": "my-dcgan", "dataset": DIGITS, "feature_extractor": "domain",
            "inception_weights": None, "seed": 0}
-    return cfg | over
+    return GanCellConfig(**cfg | over)
 
 
 def env_for(tmp_path):

@@ -19,8 +19,11 @@ from bench.cli import main
 from bench.compare import compare_runs
 from bench.fingerprint import data_fingerprint, state_dict_fingerprint
 from bench.store.migrate import open_run
+from bench.suite.cell_configs import ExtractorCellConfig, TrainCellConfig
 from bench.suite.load import load_suite
 from bench.suite.plan import plan
+from bench.suite.schema import TrainConfig
+from tests.helpers.configs import digits_config
 from tests.helpers.formats import write_mnist
 from tests.helpers.suites import tiny_digits_suite, write_suite
 
@@ -105,12 +108,8 @@ def test_data_fingerprint_sees_content_not_location():
 
 # -- code identity: a changed bench never silently reuses what other code made -----------------
 
-DIGITS = {"name": "digits", "kind": "digits", "root": None, "download": False, "image_size": None,
-          "channels": None, "seed": 0, "test_fraction": 0.25, "limit_train": 200,
-          "limit_test": None}
-TRAIN = {"recipe": "standard", "epochs": 1, "lr": 1e-3, "batch_size": 64, "optimizer": "adam",
-         "weight_decay": 0.0, "epsilon": None, "alpha": None, "steps": 7, "random_start": True,
-         "stop_on_overfit": False}
+DIGITS = digits_config(limit_train=200)
+TRAIN = TrainConfig(recipe="standard", epochs=1, lr=1e-3, batch_size=64)
 CODE_A = {"version": "0.1.0", "source_sha256": "a" * 64}
 CODE_B = {"version": "0.1.0", "source_sha256": "b" * 64}
 
@@ -121,8 +120,8 @@ def test_code_identity_hashes_the_bench_source():
 
 
 def test_changed_code_retrains_unless_reuse_is_asked_for(tmp_path, monkeypatch):
-    config = {"model": "cnn", "arch": "small-cnn", "dataset": DIGITS, "normalize": None,
-              "train": TRAIN, "seed": 0}
+    config = TrainCellConfig(model="cnn", arch="small-cnn", dataset=DIGITS, normalize=None,
+                             train=TRAIN, seed=0)
 
     def env(code, reuse=False):
         return RunEnv(device="cpu", cache_dir=tmp_path / "cache", artifacts_dir=tmp_path,
@@ -203,13 +202,13 @@ def test_extractor_identity_is_the_hash_of_its_weights(tmp_path, monkeypatch):
     monkeypatch.setitem(extractor_cell.RECIPE, "steps", 20)
     env = RunEnv(device="cpu", cache_dir=tmp_path / "cache", artifacts_dir=tmp_path,
                  progress=False, code=CODE_A)
-    result = extractor_cell.run_extractor_cell({"dataset": DIGITS}, {}, env)
+    result = extractor_cell.run_extractor_cell(ExtractorCellConfig(dataset=DIGITS), {}, env)
     (row,) = result.records["extractors"]
     payload = fe.load_weights(result.artifacts["weights"])
     assert row["hash"] == payload["hash"] == state_dict_fingerprint(payload["state_dict"])
     # Other weights under the same recipe (here: another seed) are another extractor.
     monkeypatch.setitem(extractor_cell.RECIPE, "seed", 1)
-    other = extractor_cell.run_extractor_cell({"dataset": DIGITS}, {}, env)
+    other = extractor_cell.run_extractor_cell(ExtractorCellConfig(dataset=DIGITS), {}, env)
     assert other.records["extractors"][0]["hash"] != row["hash"]
     # A tampered file is refused by the torch-fidelity adapter.
     payload["state_dict"] = {k: v + 1 if v.is_floating_point() else v

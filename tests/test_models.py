@@ -11,6 +11,8 @@ from bench.errors import UserError
 from bench.models import MODELS
 from bench.models.build import build_classifier, load_user_model
 from bench.models.normalize import Normalized
+from bench.suite.cell_configs import UserSource
+from bench.suite.schema import Normalization
 
 SHAPES = [(1, 8, 8), (1, 28, 28), (3, 32, 32)]
 
@@ -49,9 +51,8 @@ def test_normalized_applies_mean_and_std_per_channel_inside_the_model():
 
 
 def test_build_classifier_wraps_only_when_normalize_is_given():
-    plain = build_classifier({"arch": "small-cnn", "normalize": None}, (1, 8, 8), 10)
-    wrapped = build_classifier({"arch": "small-cnn", "normalize": {"mean": [0.5], "std": [0.2]}},
-                               (1, 8, 8), 10)
+    plain = build_classifier("small-cnn", None, (1, 8, 8), 10)
+    wrapped = build_classifier("small-cnn", Normalization(mean=[0.5], std=[0.2]), (1, 8, 8), 10)
     assert not isinstance(plain, Normalized)
     assert isinstance(wrapped, Normalized)
 
@@ -86,9 +87,9 @@ def user_pkg(tmp_path, monkeypatch):
     return net, path
 
 
-def source(path, factory="user_nets:Net", normalize=None):
-    return {"factory": factory, "checkpoint": str(path), "checkpoint_sha256": None,
-            "normalize": normalize}
+def source(path, factory="user_nets:Net", normalize=None, checkpoint_sha256=None):
+    return UserSource(factory=factory, checkpoint=str(path), checkpoint_sha256=checkpoint_sha256,
+                      normalize=normalize)
 
 
 def test_user_model_round_trip_in_eval_mode(user_pkg):
@@ -143,6 +144,6 @@ def test_checkpoints_are_loaded_with_weights_only(user_pkg, tmp_path):
 
 def test_a_checkpoint_changed_after_planning_is_refused(user_pkg):
     _, path = user_pkg
-    src = source(path) | {"checkpoint_sha256": "0" * 64}
+    src = source(path, checkpoint_sha256="0" * 64)
     with pytest.raises(UserError, match="changed after the suite was planned"):
         load_user_model(src, "mine")

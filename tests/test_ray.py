@@ -238,7 +238,7 @@ def test_progress_counts_running_within_cluster_capacity(kill_first_attempt, tmp
     progress, journaled = RecordingProgress(len(cells)), []
     RayExecutor().run(cells, {}, env, journaled.append, progress)
     assert sorted(r.label for r in journaled) == sorted(c.label for c in cells)
-    assert all(r.ok for r in journaled), [(r.label, r.reason) for r in journaled if not r.ok]
+    assert all(r.ok for r in journaled), [(r.label, r.reason, r.records) for r in journaled if not r.ok]
     assert (progress.ok, progress.failed, progress.running) == (len(cells), 0, 0)
     assert max(progress.seen_running) == 2  # both trainings at once, never more than 2 CPUs
     assert min(progress.seen_running) == 0

@@ -15,27 +15,34 @@ import torch
 
 from bench.cells import throughput as cell
 from bench.cli import main
+from bench.models.build import build_classifier
+from bench.store import schema as S
+from bench.suite.cell_configs import GanTarget, ThroughputCellConfig, TrainedTarget
+from bench.suite.schema import Normalization, TrainConfig
 from bench.throughput import flops, workloads
+from tests.helpers.configs import DIGITS
 
-DIGITS = {"name": "digits", "kind": "digits", "root": None, "download": False, "image_size": None,
-          "channels": None, "seed": 0, "test_fraction": 0.25, "limit_train": None,
-          "limit_test": None}
-CNN = {"model": "cnn", "arch": "small-cnn", "normalize": {"mean": [0.5], "std": [0.25]},
-       "train": {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0}}
-DCGAN = {"gan": "dcgan", "arch": "dcgan", "z_dim": 16}
+CNN = TrainedTarget(model="cnn", arch="small-cnn",
+                    normalize=Normalization(mean=[0.5], std=[0.25]),
+                    train=TrainConfig(optimizer="adam", lr=1e-3, weight_decay=0.0))
+DCGAN = GanTarget(gan="dcgan", arch="dcgan", z_dim=16)
 
 
 def config(workload="inference", target=CNN, batch_size=16, precision="fp32", channels_last=False,
            compile=False, warmup=1, repeats=3, seed=0, pgd_steps=2):
-    return {"workload": workload, "target": target, "dataset": DIGITS, "batch_size": batch_size,
-            "precision": precision, "channels_last": channels_last, "compile": compile,
-            "warmup": warmup, "repeats": repeats, "epsilon": 8 / 255, "pgd_steps": pgd_steps,
-            "peak_tflops": None, "seed": seed}
+    return ThroughputCellConfig(
+        workload=workload, target=target, dataset=DIGITS, batch_size=batch_size,
+        precision=precision, channels_last=channels_last, compile=compile, warmup=warmup,
+        repeats=repeats, epsilon=8 / 255, pgd_steps=pgd_steps, peak_tflops=None, seed=seed)
+
+
+def build_model(target: TrainedTarget):
+    return build_classifier(target.arch, target.normalize, (1, 8, 8), 10)
 
 
 def test_cpu_row_has_every_column_and_self_consistent_numbers():
     row = cell.measure(config(repeats=7, batch_size=32), "cpu")
-    assert list(row) == cell.COLUMNS
+    assert tuple(row) == S.COLUMNS[S.THROUGHPUT]
     assert not row["skipped"] and row["skip_reason"] is None
     assert (row["workload"], row["target"], row["arch"]) == ("inference", "cnn", "small-cnn")
     assert row["device"] == "cpu" and row["device_name"]
@@ -48,7 +55,7 @@ def test_cpu_row_has_every_column_and_self_consistent_numbers():
     assert row["iqr_s"] == pytest.approx(row["q3_s"] - row["q1_s"])
     assert row["images_per_s"] == pytest.approx(32 / row["median_s"])
     # FLOPs: the model's forward on this batch, as the counter sees it.
-    model = cell.build_model(CNN, (1, 8, 8), 10)
+    model = build_model(CNN)
     assert row["flops_per_step"] == flops.count_flops(lambda: model(torch.rand(32, 1, 8, 8)))
     assert row["achieved_tflops"] == pytest.approx(row["flops_per_step"] / row["median_s"] / 1e12)
     assert row["peak_source"].startswith("measured:cpu-fp32-matmul")
@@ -63,7 +70,7 @@ def test_every_workload_runs_and_counts_work(workload, target):
     row = cell.measure(config(workload, target, batch_size=8, repeats=2), "cpu")
     assert not row["skipped"], row["skip_reason"]
     assert row["flops_per_step"] > 0 and len(row["times_s"]) == 2
-    assert row["target"] == target.get("model", target.get("gan"))
+    assert row["target"] == getattr(target, "model", getattr(target, "gan", None))
 
 
 def test_work_per_step_grows_with_the_workload():
@@ -78,18 +85,18 @@ def test_work_per_step_grows_with_the_workload():
 
 
 def test_train_step_updates_the_weights_and_inference_does_not():
-    model = cell.build_model(CNN, (1, 8, 8), 10)
+    model = build_model(CNN)
     x, y = torch.rand(8, 1, 8, 8), torch.randint(10, (8,))
     before = [p.detach().clone() for p in model.parameters()]
     workloads.classifier_workload("inference", model, x, y, device="cpu").step()
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
     workloads.classifier_workload("train-step", model, x, y, device="cpu",
-                                  optimizer=cell.make_optimizer(model, CNN["train"])).step()
+                                  optimizer=cell.make_optimizer(model, CNN.train)).step()
     assert not all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
 def test_channels_last_reaches_the_model_and_the_batch():
-    model = cell.build_model(CNN, (1, 8, 8), 10)
+    model = build_model(CNN)
     (x,) = workloads.to_channels_last(model, torch.rand(4, 3, 8, 8))
     assert x.is_contiguous(memory_format=torch.channels_last)
     conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
@@ -100,7 +107,7 @@ def test_unsupported_precision_is_a_skipped_row_not_a_crash():
     row = cell.measure(config(precision="fp16", repeats=50), "cpu")
     assert row["skipped"] and "fp16" in row["skip_reason"]
     assert row["times_s"] == [] and math.isnan(row["median_s"]) and math.isnan(row["mfu"])
-    assert list(row) == cell.COLUMNS
+    assert tuple(row) == S.COLUMNS[S.THROUGHPUT]
 
 
 def test_a_failing_torch_compile_is_a_skipped_row(monkeypatch):
@@ -173,7 +180,7 @@ def test_bench_run_writes_the_throughput_table_plot_and_report(tmp_path):
     (run,) = [p for p in (results / "tp").iterdir() if p.is_dir()]
     table = pd.read_parquet(run / "tables" / "throughput.parquet")
     assert len(table) == 4
-    assert set(cell.COLUMNS) <= set(table.columns)
+    assert set(S.COLUMNS[S.THROUGHPUT]) <= set(table.columns)
     ran = table[~table["skipped"]]
     assert set(ran["precision"]) == {"fp32"}
     assert set(table[table["skipped"]]["precision"]) == {"fp16"}

@@ -10,6 +10,8 @@ from bench.cells import RunEnv
 from bench.cells import train as train_cell
 from bench.data import ImageData, load_dataset
 from bench.models.build import build_classifier
+from bench.suite.cell_configs import TrainCellConfig
+from bench.suite.schema import TrainConfig
 from bench.training import perturb
 from bench.training.loop import catastrophic_overfit, train_classifier
 from tests.helpers.configs import digits_config
@@ -20,14 +22,14 @@ DIGITS = digits_config(limit_train=400)
 
 def small_cnn(seed=0):
     torch.manual_seed(seed)
-    return build_classifier({"arch": "small-cnn", "normalize": None}, (1, 8, 8), 10)
+    return build_classifier("small-cnn", None, (1, 8, 8), 10)
 
 
 def train_cfg(**overrides):
     cfg = {"recipe": "standard", "epochs": 3, "lr": 2e-3, "batch_size": 64, "optimizer": "adam",
            "weight_decay": 0.0, "epsilon": None, "alpha": None, "steps": 3, "random_start": True,
            "stop_on_overfit": False}
-    return cfg | overrides
+    return TrainConfig(**cfg | overrides)
 
 
 @pytest.mark.parametrize("make", [
@@ -127,8 +129,8 @@ def test_heldout_slice_is_disjoint_seeded_and_small():
 
 
 def test_train_cell_caches_weights_and_history(tmp_path, monkeypatch):
-    config = {"model": "cnn", "arch": "small-cnn", "dataset": DIGITS, "normalize": None,
-              "train": train_cfg(epochs=1), "seed": 0}
+    config = TrainCellConfig(model="cnn", arch="small-cnn", dataset=DIGITS, normalize=None,
+                             train=train_cfg(epochs=1), seed=0)
     env = RunEnv(device="cpu", cache_dir=tmp_path / "cache", artifacts_dir=tmp_path, progress=False)
     rng = torch.get_rng_state()
     first = train_cell.run_train_cell(config, {}, env)
@@ -149,11 +151,11 @@ def test_train_cell_caches_weights_and_history(tmp_path, monkeypatch):
     assert (folder.stat().st_mtime_ns, os.stat(weights).st_mtime_ns) == mtimes
     assert _same_rows(second.records["training"], first.records["training"])
     state = torch.load(weights, weights_only=True)
-    model = build_classifier(config, (1, 8, 8), 10)
+    model = build_classifier(config.arch, config.normalize, (1, 8, 8), 10)
     model.load_state_dict(state, strict=True)
     # A different config is a different cache entry.
     with pytest.raises(AssertionError, match="retrained"):
-        train_cell.run_train_cell(config | {"seed": 1}, {}, env)
+        train_cell.run_train_cell(config.model_copy(update={"seed": 1}), {}, env)
 
 
 def _same_rows(a, b):

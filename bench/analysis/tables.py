@@ -42,6 +42,7 @@ def build_tables(cells: dict[str, CellRecord]) -> dict[str, pd.DataFrame]:
 
 
 def cells_table(cells: dict[str, CellRecord]) -> pd.DataFrame:
-    cols = ["kind", "label", "status", "reason", "started_utc", "finished_utc", "seconds", "attempts"]
-    rows = [{S.CELL_ID: r.id} | {c: getattr(r, c) for c in cols} for r in cells.values()]
-    return pd.DataFrame(rows, columns=[S.CELL_ID] + cols)
+    columns = S.COLUMNS[S.CELLS]
+    rows = [S.row(S.CELLS, cell_id=r.id, **{c: getattr(r, c) for c in columns[1:]})
+            for r in cells.values()]
+    return pd.DataFrame(rows, columns=list(columns))

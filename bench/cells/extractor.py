@@ -15,25 +15,27 @@ import io
 import torch
 
 from bench.cells import CellResult, RunEnv
-from bench.data import load_dataset
+from bench.data import ImageData, load_dataset
 from bench.fingerprint import data_fingerprint
 from bench.identity import artifact_key
 from bench.metrics import feature_extractor as fe
 from bench.store import artifact_cache
 from bench.store import schema as S
+from bench.store.schema import row
+from bench.suite.cell_configs import DatasetSpec, ExtractorCellConfig
 
 # Bump "version" when DomainNet or the recipe changes meaning.
 RECIPE = {"version": 1, "steps": 1500, "batch_size": 64, "lr": 1e-3, "seed": 0}
 CACHE_KIND = "extractors"
 
 
-def run_extractor_cell(config: dict, inputs: dict, env: RunEnv) -> CellResult:
-    dataset = config["dataset"]
+def run_extractor_cell(config: ExtractorCellConfig, inputs: dict, env: RunEnv) -> CellResult:
+    dataset = config.dataset
     train = load_dataset(dataset, "train")
     # The suite's name for the dataset does not change the data, so it stays out of the key.
     content = {"data": data_fingerprint(train.x, train.y), "recipe": RECIPE,
                "format": fe.WEIGHTS_FORMAT}
-    key = artifact_key("extractor", {k: v for k, v in dataset.items() if k != "name"}, content)
+    key = artifact_key("extractor", dataset.as_content(), content)
     cached = artifact_cache.lookup(env.cache_dir, CACHE_KIND, key, env.code, env.reuse_other_code)
     if cached is None:
         payload = _train(dataset, train, env.device)
@@ -44,19 +46,14 @@ def run_extractor_cell(config: dict, inputs: dict, env: RunEnv) -> CellResult:
                                        "test_accuracy": payload["test_accuracy"],
                                        "feature_dim": payload["feature_dim"]})
     side = cached.sidecar
-    row = {
-        "name": fe.extractor_name(side["hash"]),
-        "hash": side["hash"],
-        "dataset": dataset["name"],
-        "test_accuracy": float(side["test_accuracy"]),
-        "feature_dim": int(side["feature_dim"]),
-        "train_steps": RECIPE["steps"],
-        "data_fingerprint": content["data"],
-    }
-    return CellResult(records={S.EXTRACTORS: [row]}, artifacts={"weights": str(cached.payload)})
+    record = row(S.EXTRACTORS, name=fe.extractor_name(side["hash"]), hash=side["hash"],
+                 dataset=dataset.name, test_accuracy=side["test_accuracy"],
+                 feature_dim=side["feature_dim"], train_steps=RECIPE["steps"],
+                 data_fingerprint=content["data"])
+    return CellResult(records={S.EXTRACTORS: [record]}, artifacts={"weights": str(cached.payload)})
 
 
-def _train(dataset: dict, train, device: str) -> dict:
+def _train(dataset: DatasetSpec, train: ImageData, device: str) -> dict:
     test = load_dataset(dataset, "test")
     epochs = -(-RECIPE["steps"] * RECIPE["batch_size"] // len(train))  # ceil: at least `steps`
     net = fe.train_extractor(train.x, train.y, train.num_classes, epochs=epochs, lr=RECIPE["lr"],

@@ -20,84 +20,79 @@ from pathlib import Path
 import torch
 
 from bench.cells import CellResult, RunEnv
+from bench.cells.common import build_gan
 from bench.data import load_dataset
 from bench.errors import CellFailed
-from bench.gans import GANS
 from bench.gans.train import GAN, train_gan
 from bench.metrics import fidelity
+from bench.store import schema as S
 from bench.store.atomic import atomic_torch_save, atomic_write_bytes
+from bench.store.schema import row
+from bench.suite.cell_configs import GanCellConfig
 
 EVAL_SEED_OFFSET = 1_000_003  # the evaluation noise is its own stream, fixed for the whole run
 COLLAPSE_DISTINCT = 0.1  # fewer distinct 8-bit samples than this fraction = collapse
 GRID_SAMPLES = 64
 
 
-def run_gan_cell(config: dict, inputs: dict, env: RunEnv) -> CellResult:
-    dataset, seed = config["dataset"], int(config["seed"])
+def run_gan_cell(config: GanCellConfig, inputs: dict, env: RunEnv) -> CellResult:
+    dataset, seed = config.dataset, config.seed
     train = load_dataset(dataset, "train")
     extractor = resolve_extractor(config, inputs)
 
-    gan: GAN = GANS.get(config["arch"])(train.channels, train.image_size, z_dim=config["z_dim"],
-                                         lr=config["lr"], init_seed=seed)
-    gan.to(env.device, amp=config["amp"])
-    note = "amp ignored: mixed precision runs on CUDA only" if config["amp"] and not gan.amp else ""
+    gan: GAN = build_gan(config.arch, train, z_dim=config.z_dim, lr=config.lr, seed=seed)
+    gan.to(env.device, amp=config.amp)
+    note = "amp ignored: mixed precision runs on CUDA only" if config.amp and not gan.amp else ""
 
-    n = int(config["num_samples"])
+    n = config.num_samples
     reference = fidelity.real_reference(train.x, dataset, "train", n, extractor)
     test_ref = fidelity.real_reference(load_dataset(dataset, "test").x, dataset, "test", n, extractor)
     floor = fidelity.real_floor_fid(reference, test_ref, extractor, env.device, env.cache_dir)
 
-    out_dir = Path(env.artifacts_dir) / "gans" / f"{config['gan']}-seed{seed}"
+    out_dir = Path(env.artifacts_dir) / "gans" / f"{config.gan}-seed{seed}"
     z_eval = torch.randn(n, gan.z_dim, generator=torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET))
-    rows: list[dict] = []
+    evaluations: dict[int, dict] = {}  # step -> metrics and evaluation time
 
     def evaluate(step: int) -> None:
         t0 = time.perf_counter()
         images = gan.sample(z_eval)
         check_samples(images, step)
-        metrics = fidelity.compute_metrics(images, reference, extractor, config["metrics"],
+        metrics = fidelity.compute_metrics(images, reference, extractor, config.metrics,
                                            env.device, env.cache_dir, seed)
         atomic_write_bytes(out_dir / f"samples-step{step:06d}.png", png_grid(images[:GRID_SAMPLES]))
-        rows.append({
-            "gan": config["gan"], "arch": config["arch"], "dataset": dataset["name"], "seed": seed,
-            "step": step, **metrics, "num_samples": n, "num_real_samples": reference.images.shape[0],
-            "extractor": extractor.name, "extractor_hash": extractor.hash,
-            "real_floor_fid": floor, "real_floor_num_samples": test_ref.images.shape[0],
-            "train_images_per_s": math.nan, "seconds": math.nan,
-            "eval_seconds": time.perf_counter() - t0, "amp": gan.amp, "note": note,
-        })
+        evaluations[step] = {**metrics, "eval_seconds": time.perf_counter() - t0}
 
-    timing = train_gan(gan, train.x, steps=int(config["steps"]), batch_size=int(config["batch_size"]),
-                       seed=seed, eval_every=int(config["eval_every"]), evaluate=evaluate,
-                       progress=env.progress)
-    for row in rows:
-        row["seconds"], row["train_images_per_s"] = timing[row["step"]]
+    timing = train_gan(gan, train.x, steps=config.steps, batch_size=config.batch_size, seed=seed,
+                       eval_every=config.eval_every, evaluate=evaluate, progress=env.progress)
+    rows = [row(S.GAN, gan=config.gan, arch=config.arch, dataset=dataset.name, seed=seed,
+                step=step, **ev, num_samples=n, num_real_samples=reference.images.shape[0],
+                extractor=extractor.name, extractor_hash=extractor.hash, real_floor_fid=floor,
+                real_floor_num_samples=test_ref.images.shape[0],
+                seconds=timing[step][0], train_images_per_s=timing[step][1], amp=gan.amp,
+                note=note)
+            for step, ev in evaluations.items()]
 
     checkpoint = out_dir / "checkpoint.pt"
     atomic_torch_save(gan.state_dict(), checkpoint)
     samples = out_dir / f"samples-step{rows[-1]['step']:06d}.png"
-    return CellResult(records={"gan": rows},
+    return CellResult(records={S.GAN: rows},
                       artifacts={"checkpoint": str(checkpoint), "samples": str(samples)})
 
 
-def resolve_extractor(config: dict, inputs: dict) -> fidelity.Extractor:
-    kind = config["feature_extractor"]
-    if kind == "domain":
+def resolve_extractor(config: GanCellConfig, inputs: dict) -> fidelity.Extractor:
+    if config.feature_extractor == "domain":
         if "extractor" not in inputs:
             raise CellFailed("feature_extractor 'domain' needs the extractor cell's result as input")
         result = inputs["extractor"]
-        (row,) = result.records["extractors"]
-        return fidelity.domain_extractor(row["name"], row["hash"], result.artifacts["weights"])
-    if kind == "inception":
-        weights = config.get("inception_weights")
-        if not weights:
-            raise CellFailed("feature_extractor 'inception' needs [suite] inception_weights "
-                             "(a local torch-fidelity Inception weights file; nothing is downloaded)")
-        try:
-            return fidelity.inception_extractor(weights)
-        except FileNotFoundError as exc:
-            raise CellFailed(str(exc)) from None
-    raise CellFailed(f"unknown feature_extractor {kind!r} (expected 'domain' or 'inception')")
+        (ext,) = result.records[S.EXTRACTORS]
+        return fidelity.domain_extractor(ext["name"], ext["hash"], result.artifacts["weights"])
+    if not config.inception_weights:
+        raise CellFailed("feature_extractor 'inception' needs [suite] inception_weights "
+                         "(a local torch-fidelity Inception weights file; nothing is downloaded)")
+    try:
+        return fidelity.inception_extractor(config.inception_weights)
+    except FileNotFoundError as exc:
+        raise CellFailed(str(exc)) from None
 
 
 def check_samples(images: torch.Tensor, step: int) -> None:

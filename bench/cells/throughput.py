@@ -16,17 +16,15 @@ import warnings
 import torch
 
 from bench.cells import CellResult, RunEnv
+from bench.cells.common import build_gan, user_classifier
+from bench.models.build import build_classifier
+from bench.seeding import seeded
 from bench.store import schema as S
+from bench.store.schema import row
+from bench.suite.cell_configs import GanTarget, ThroughputCellConfig, TrainedTarget, UserTarget
+from bench.suite.schema import TrainConfig
 from bench.throughput import flops as flops_mod
 from bench.throughput import memory, peaks, timing, workloads
-
-COLUMNS = [
-    "workload", "target", "arch", "dataset", "batch_size", "precision", "channels_last", "compile",
-    "seed", "device", "device_name", "torch_version", "cuda_version", "threads", "warmup",
-    "repeats", "timing_method", "times_s", "median_s", "q1_s", "q3_s", "iqr_s", "images_per_step",
-    "images_per_s", "flops_per_step", "achieved_tflops", "peak_tflops", "peak_source", "mfu",
-    "peak_memory_bytes", "memory_kind", "skipped", "skip_reason",
-]
 
 # What torch.compile raises when it cannot compile (Dynamo, Inductor, the C++ toolchain).
 COMPILE_ERRORS: tuple[type[BaseException], ...] = (torch._dynamo.exc.TorchDynamoException,)
@@ -38,36 +36,35 @@ except ImportError:  # older torch: Dynamo wraps backend errors in BackendCompil
     pass
 
 
-def run_throughput_cell(config: dict, inputs: dict[str, CellResult], env: RunEnv) -> CellResult:
+def run_throughput_cell(config: ThroughputCellConfig, inputs: dict[str, CellResult],
+                        env: RunEnv) -> CellResult:
     del inputs  # throughput times freshly initialised models; it needs no trained weights
     return CellResult(records={S.THROUGHPUT: [measure(config, env.device)]})
 
 
-def measure(config: dict, device: str) -> dict:
+def measure(config: ThroughputCellConfig, device: str) -> dict:
     """The throughput row for a resolved throughput config on `device`."""
-    row = base_row(config, device)
-    reason = workloads.precision_unsupported(device, config["precision"])
+    ident = identity_columns(config, device)
+    reason = workloads.precision_unsupported(device, config.precision)
     if reason is not None:
-        return skipped(row, reason)
-    with torch.random.fork_rng(devices=_rng_devices(device)):
-        # Model initialisation, without touching the caller's RNG.
-        torch.manual_seed(int(config["seed"]))
+        return skipped(ident, reason)
+    with seeded(config.seed, device):  # model initialisation, without touching the caller's RNG
         workload = build_workload(config, device)
     try:
         with warnings.catch_warnings():
             # CPU autocast turns itself off with only a warning for a dtype it cannot do.
             warnings.filterwarnings("error", message=".*autocast.*not supported.*")
             warnings.filterwarnings("error", message=".*[Dd]isabling autocast.*")
-            result = time_workload(workload, device, int(config["warmup"]), int(config["repeats"]))
+            result = time_workload(workload, device, config.warmup, config.repeats)
     except COMPILE_ERRORS as exc:
-        if not config["compile"]:
+        if not config.compile:
             raise
-        return skipped(row, f"torch.compile failed: {type(exc).__name__}: {_brief(exc)}")
+        return skipped(ident, f"torch.compile failed: {type(exc).__name__}: {_brief(exc)}")
     except UserWarning as exc:
-        return skipped(row, f"{config['precision']} autocast is not available here: {exc}")
-    peak = peaks.peak_for(device, row["device_name"], config["precision"],
-                          config.get("peak_tflops"))
-    return finish_row(row, result, peak)
+        return skipped(ident, f"{config.precision} autocast is not available here: {exc}")
+    peak = peaks.peak_for(device, ident["device_name"], config.precision, config.peak_tflops)
+    return row(S.THROUGHPUT, **ident, **timing_columns(result, peak), skipped=False,
+               skip_reason=None)
 
 
 def time_workload(workload: workloads.Workload, device: str, warmup: int, repeats: int) -> dict:
@@ -83,56 +80,45 @@ def time_workload(workload: workloads.Workload, device: str, warmup: int, repeat
             "memory_kind": mem_kind, "images_per_step": workload.images_per_step}
 
 
-def build_workload(config: dict, device: str) -> workloads.Workload:
+def build_workload(config: ThroughputCellConfig, device: str) -> workloads.Workload:
     from bench.data import load_dataset
 
-    target, name = config["target"], config["workload"]
-    data = load_dataset(config["dataset"], "train")
-    x, y = _batch(data.x, data.y, int(config["batch_size"]))
-    common = dict(device=device, precision=config["precision"], compiled=bool(config["compile"]),
-                  seed=int(config["seed"]))
-    if "gan" in target:
-        gan = build_gan(target, data.channels, data.image_size, int(config["seed"]))
-        gan.to(device, amp=config["precision"] == "fp16")
+    target, name = config.target, config.workload
+    data = load_dataset(config.dataset, "train")
+    x, y = _batch(data.x, data.y, config.batch_size)
+    common = dict(device=device, precision=config.precision, compiled=config.compile,
+                  seed=config.seed)
+    if isinstance(target, GanTarget):
+        gan = build_gan(target.arch, data, z_dim=target.z_dim, lr=None, seed=config.seed)
+        gan.to(device, amp=config.precision == "fp16")
         real = (x * 2 - 1).to(device)
-        if config["channels_last"]:
+        if config.channels_last:
             (real,) = workloads.to_channels_last(gan.generator, real)
             workloads.to_channels_last(gan.discriminator)
         return workloads.gan_workload(name, gan, real, **common)
 
-    model = build_model(target, (data.channels, *data.image_size), data.num_classes).to(device)
+    if isinstance(target, UserTarget):
+        model = user_classifier(target, target.model)
+    else:
+        # Under the cell's seeded scope already; seeding again would change nothing drawn.
+        model = build_classifier(target.arch, target.normalize,
+                                 (data.channels, *data.image_size), data.num_classes)
+    model = model.to(device)
     x, y = x.to(device), y.to(device)
-    if config["channels_last"]:
+    if config.channels_last:
         (x,) = workloads.to_channels_last(model, x)
-    optimizer = make_optimizer(model, target.get("train")) if name == "train-step" else None
+    train = target.train if isinstance(target, TrainedTarget) else None
+    optimizer = make_optimizer(model, train) if name == "train-step" else None
     return workloads.classifier_workload(name, model, x, y, optimizer=optimizer,
-                                         epsilon=float(config["epsilon"]),
-                                         pgd_steps=int(config["pgd_steps"]), **common)
+                                         epsilon=config.epsilon, pgd_steps=config.pgd_steps,
+                                         **common)
 
 
-def build_model(target: dict, data_shape: tuple[int, int, int],
-                num_classes: int) -> torch.nn.Module:
-    from bench.models.build import build_classifier, load_user_model
-
-    if target.get("arch") is not None:
-        return build_classifier(target, data_shape, num_classes)
-    return load_user_model(target, target["model"])
-
-
-def build_gan(target: dict, channels: int, image_size: tuple[int, int], seed: int):
-    from bench.gans import GANS
-
-    return GANS.get(target["arch"])(channels, image_size, z_dim=target.get("z_dim"), init_seed=seed)
-
-
-def make_optimizer(model: torch.nn.Module, train_cfg: dict | None) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, train: TrainConfig | None) -> torch.optim.Optimizer:
     """The train recipe's optimiser, as bench.training.loop builds it (Adam 1e-3 without one)."""
-    cfg = train_cfg or {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0}
-    lr, wd = float(cfg["lr"]), float(cfg.get("weight_decay", 0.0))
-    if cfg["optimizer"] == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True,
-                               weight_decay=wd)
-    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
+    from bench.training.loop import _optimizer
+
+    return _optimizer(model, train or TrainConfig())
 
 
 def _batch(x: torch.Tensor, y: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,45 +132,47 @@ def _batch(x: torch.Tensor, y: torch.Tensor, batch_size: int) -> tuple[torch.Ten
 # -- rows -------------------------------------------------------------------------------------
 
 
-def base_row(config: dict, device: str) -> dict:
-    target = config["target"]
-    row = dict.fromkeys(COLUMNS)
-    row |= {
-        "workload": config["workload"],
-        "target": target.get("model") or target.get("gan"),
-        "arch": target.get("arch") or target.get("factory"),
-        "dataset": config["dataset"]["name"],
-        "batch_size": int(config["batch_size"]),
-        "precision": config["precision"],
-        "channels_last": bool(config["channels_last"]),
-        "compile": bool(config["compile"]),
-        "seed": int(config["seed"]),
+def identity_columns(config: ThroughputCellConfig, device: str) -> dict:
+    """What was timed, where and how: the columns every row has, skipped or not."""
+    target = config.target
+    return {
+        "workload": config.workload,
+        "target": target.gan if isinstance(target, GanTarget) else target.model,
+        "arch": target.factory if isinstance(target, UserTarget) else target.arch,
+        "dataset": config.dataset.name,
+        "batch_size": config.batch_size,
+        "precision": config.precision,
+        "channels_last": config.channels_last,
+        "compile": config.compile,
+        "seed": config.seed,
         "device": device,
         "device_name": device_name(device),
         "torch_version": torch.__version__,
         "cuda_version": torch.version.cuda,
         "threads": torch.get_num_threads(),
-        "warmup": int(config["warmup"]),
-        "repeats": int(config["repeats"]),
+        "warmup": config.warmup,
+        "repeats": config.repeats,
         "timing_method": timing.timing_method(device),
-        "times_s": [],
-        "skipped": False,
     }
-    for col in ("median_s", "q1_s", "q3_s", "iqr_s", "images_per_s", "achieved_tflops",
-                "peak_tflops", "mfu"):
-        row[col] = math.nan
-    return row
 
 
-def skipped(row: dict, reason: str) -> dict:
-    return row | {"skipped": True, "skip_reason": reason}
+# A skipped configuration was not timed: its timing columns are empty.
+NOT_TIMED = {"times_s": [], "median_s": math.nan, "q1_s": math.nan, "q3_s": math.nan,
+             "iqr_s": math.nan, "images_per_step": None, "images_per_s": math.nan,
+             "flops_per_step": None, "achieved_tflops": math.nan, "peak_tflops": math.nan,
+             "peak_source": None, "mfu": math.nan, "peak_memory_bytes": None,
+             "memory_kind": None}
 
 
-def finish_row(row: dict, result: dict, peak: peaks.Peak) -> dict:
+def skipped(ident: dict, reason: str) -> dict:
+    return row(S.THROUGHPUT, **ident, **NOT_TIMED, skipped=True, skip_reason=reason)
+
+
+def timing_columns(result: dict, peak: peaks.Peak) -> dict:
     stats = timing.summarize(result["times"])
     achieved = flops_mod.achieved_tflops(result["flops"], stats.median_s)
     mfu = achieved / peak.tflops if peak.tflops and not math.isnan(achieved) else math.nan
-    return row | {
+    return {
         "times_s": [float(t) for t in result["times"]],
         "median_s": stats.median_s,
         "q1_s": stats.q1_s,
@@ -209,11 +197,6 @@ def device_name(device: str) -> str:
     from bench.provenance import cpu_name
 
     return cpu_name() if dev.type == "cpu" else platform.machine()
-
-
-def _rng_devices(device: str) -> list:
-    dev = torch.device(device)
-    return [dev] if dev.type == "cuda" else []
 
 
 def _brief(exc: BaseException, lines: int = 3, chars: int = 400) -> str:

@@ -1,8 +1,8 @@
 """Datasets as in-memory image tensors in [0, 1].
 
 Every loader is registered by `kind` and has the signature
-`loader(cfg: dict, split: str) -> ImageData`, where `cfg` is the resolved
-`[datasets.NAME]` table (see `bench.suite.schema.DatasetConfig`) and split is
+`loader(cfg: DatasetSpec, split: str) -> ImageData`, where `cfg` is the resolved
+`[datasets.NAME]` table (bench.suite.cell_configs.DatasetSpec) and split is
 "train" or "test".
 """
 
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from bench.registry import Registry
+from bench.suite.cell_configs import DatasetSpec
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ class ImageData:
     def image_size(self) -> tuple[int, int]:
         return (self.x.shape[2], self.x.shape[3])
 
+    def take(self, idx: torch.Tensor) -> "ImageData":
+        return ImageData(self.x[idx], self.y[idx], self.num_classes, self.name)
+
 
 DATASETS: Registry = Registry("dataset kind")
 DATASETS.register("digits", "bench.data.digits:load_digits_data")
@@ -43,13 +47,20 @@ DATASETS.register("svhn", "bench.data.torchvision_sets:load_svhn")
 DATASETS.register("imagefolder", "bench.data.imagefolder:load_imagefolder")
 
 
-def load_dataset(cfg: dict, split: str) -> ImageData:
+def load_dataset(cfg: DatasetSpec, split: str) -> ImageData:
     """Load `split` of the dataset described by `cfg`, then apply `limit_<split>` if set."""
-    data = DATASETS.get(cfg["kind"])(cfg, split)
-    limit = cfg.get(f"limit_{split}")
-    if limit is not None and limit < len(data):
-        # A seeded random subset: files are often sorted by class, so a prefix would not do.
-        gen = torch.Generator().manual_seed(int(cfg.get("seed", 0)))
-        keep = torch.randperm(len(data), generator=gen)[:limit].sort().values
-        data = ImageData(data.x[keep], data.y[keep], data.num_classes, data.name)
-    return data
+    data = DATASETS.get(cfg.kind)(cfg, split)
+    return seeded_subset(data, getattr(cfg, f"limit_{split}"), cfg.seed)
+
+
+def seeded_subset(data: ImageData, limit: int | None, seed: int) -> ImageData:
+    """A seeded random subset of `limit` examples, in their original order (files are often
+    sorted by class, so a prefix would not do); all of `data` when it has no more."""
+    if limit is None or limit >= len(data):
+        return data
+    return data.take(seeded_indices(len(data), limit, seed))
+
+
+def seeded_indices(n: int, k: int, seed: int) -> torch.Tensor:
+    """`k` of range(n), drawn with `seed`, in ascending order."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:k].sort().values

@@ -10,6 +10,7 @@ import torch
 from bench.data import ImageData
 from bench.data.transforms import conform
 from bench.errors import UserError
+from bench.suite.cell_configs import DatasetSpec
 
 NUM_CLASSES = 10
 
@@ -39,14 +40,14 @@ def _digits_split(seed: int, test_fraction: float) -> dict[str, tuple[np.ndarray
     return out
 
 
-def load_digits_data(cfg: dict, split: str) -> ImageData:
-    """`split` of the digits, split by cfg["seed"] and cfg["test_fraction"]."""
+def load_digits_data(cfg: DatasetSpec, split: str) -> ImageData:
+    """`split` of the digits, split by the dataset's `seed` and `test_fraction`."""
     try:
-        x, y = _digits_split(int(cfg["seed"]), float(cfg["test_fraction"]))[split]
+        x, y = _digits_split(cfg.seed, cfg.test_fraction)[split]
     except ValueError as exc:  # a test_fraction leaving some class out of a split
-        raise UserError(f"datasets.{cfg['name']}.test_fraction: cannot split the 1797 digits "
-                        f"with test_fraction = {cfg['test_fraction']} (each split needs one "
+        raise UserError(f"datasets.{cfg.name}.test_fraction: cannot split the 1797 digits "
+                        f"with test_fraction = {cfg.test_fraction} (each split needs one "
                         f"image per class): {exc}") from None
     # torch.tensor copies, so callers get tensors they may modify without touching the cache.
-    xt = conform(torch.tensor(x), cfg.get("image_size"), cfg.get("channels"))
-    return ImageData(xt, torch.tensor(y), NUM_CLASSES, cfg["name"])
+    xt = conform(torch.tensor(x), cfg.image_size, cfg.channels)
+    return ImageData(xt, torch.tensor(y), NUM_CLASSES, cfg.name)

@@ -24,6 +24,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes
 
 from bench.data import ImageData
 from bench.errors import DatasetNotFound, UserError
+from bench.suite.cell_configs import DatasetSpec
 
 _LAYOUT = "<root>/<class>/<image> or <root>/{train,test}/<class>/<image>"
 
@@ -39,28 +40,28 @@ class _Folder(ImageFolder):
         return self._given_classes, {c: i for i, c in enumerate(self._given_classes)}
 
 
-def _classes(cfg: dict, directory: Path) -> list[str]:
+def _classes(cfg: DatasetSpec, directory: Path) -> list[str]:
     try:
         return find_classes(directory)[0]
     except FileNotFoundError:
         raise DatasetNotFound(
-            f"datasets.{cfg['name']}.root: no class folders in '{directory}'; expected {_LAYOUT}"
+            f"datasets.{cfg.name}.root: no class folders in '{directory}'; expected {_LAYOUT}"
         ) from None
 
 
-def _folder(cfg: dict, directory: Path, classes: list[str], allow_empty: bool) -> _Folder:
+def _folder(cfg: DatasetSpec, directory: Path, classes: list[str], allow_empty: bool) -> _Folder:
     try:
         return _Folder(directory, classes, allow_empty)
     except FileNotFoundError as exc:  # a class folder without a single image file
         raise DatasetNotFound(
-            f"datasets.{cfg['name']}.root: {' '.join(str(exc).split())} (in '{directory}'; "
+            f"datasets.{cfg.name}.root: {' '.join(str(exc).split())} (in '{directory}'; "
             f"expected {_LAYOUT})"
         ) from None
 
 
-def _split_samples(cfg: dict, root: Path, split: str) -> tuple[list[tuple[str, int]], list[str]]:
+def _split_samples(cfg: DatasetSpec, root: Path, split: str) -> tuple[list[tuple[str, int]], list[str]]:
     """The (path, class index) samples of `split`, and the class names."""
-    name = cfg["name"]
+    name = cfg.name
     has = {s: (root / s).is_dir() for s in ("train", "test")}
     if has["train"] and has["test"]:
         classes = _classes(cfg, root / "train")
@@ -89,14 +90,14 @@ def _split_samples(cfg: dict, root: Path, split: str) -> tuple[list[tuple[str, i
     try:
         train_idx, test_idx = train_test_split(
             np.arange(len(samples)),
-            test_size=cfg["test_fraction"],
-            random_state=int(cfg["seed"]),
+            test_size=cfg.test_fraction,
+            random_state=cfg.seed,
             stratify=targets,
         )
     except ValueError as exc:  # too few images for a stratified split
         raise UserError(
             f"datasets.{name}: cannot split {len(samples)} images of {len(classes)} classes "
-            f"with test_fraction = {cfg['test_fraction']} (each class needs 2 or more images "
+            f"with test_fraction = {cfg.test_fraction} (each class needs 2 or more images "
             f"and the test split one per class): {exc}"
         ) from None
     keep = np.sort(train_idx if split == "train" else test_idx)
@@ -113,16 +114,11 @@ def _read(path: str, mode: str, size_hw: tuple[int, int]) -> np.ndarray:
         return np.asarray(img, dtype=np.uint8)
 
 
-def load_imagefolder(cfg: dict, split: str) -> ImageData:
+def load_imagefolder(cfg: DatasetSpec, split: str) -> ImageData:
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    name = cfg["name"]
-    if not cfg.get("root"):
-        raise DatasetNotFound(
-            f"datasets.{name}.root: required for kind 'imagefolder': a directory laid out as "
-            f"{_LAYOUT}"
-        )
-    root = Path(cfg["root"]).expanduser()
+    name = cfg.name
+    root = Path(cfg.root).expanduser()  # required by the schema for this kind
     if not root.is_dir():
         raise DatasetNotFound(
             f"datasets.{name}.root: '{root}' is not a directory; expected {_LAYOUT} "
@@ -130,14 +126,14 @@ def load_imagefolder(cfg: dict, split: str) -> ImageData:
         )
     samples, classes = _split_samples(cfg, root, split)
 
-    if cfg.get("image_size") is not None:
-        size_hw = tuple(int(v) for v in cfg["image_size"])
+    if cfg.image_size is not None:
+        size_hw = tuple(cfg.image_size)
     else:  # the first training image sets the size, so that both splits agree
         first = _split_samples(cfg, root, "train")[0][0][0] if split == "test" else samples[0][0]
         with Image.open(first) as img:
             size_hw = (img.height, img.width)
 
-    channels = cfg.get("channels") or 3
+    channels = cfg.channels or 3
     mode = {1: "L", 3: "RGB"}[channels]
     arrays = np.stack([_read(path, mode, size_hw) for path, _ in samples])
     x = torch.from_numpy(arrays)

@@ -25,6 +25,7 @@ from torchvision.datasets.utils import download_url
 from bench.data import ImageData
 from bench.data.transforms import conform
 from bench.errors import DatasetNotFound
+from bench.suite.cell_configs import DatasetSpec
 
 NUM_CLASSES = 10
 
@@ -94,39 +95,29 @@ _SOURCES = {
 }
 
 
-def _root(cfg: dict, kind: str) -> Path:
-    source = _SOURCES[kind]
-    if not cfg.get("root"):
-        raise DatasetNotFound(
-            f"datasets.{cfg['name']}.root: required for kind {kind!r}: a directory holding "
-            f"{source.layout}"
-        )
-    return Path(cfg["root"]).expanduser()
-
-
 def _missing(root: Path, kind: str, split: str) -> list[str]:
     return [f for f in _SOURCES[kind].files(split) if not (root / f).is_file()]
 
 
-def _not_found(cfg: dict, kind: str, root: Path, missing: list[str], why: str = "") -> str:
+def _not_found(cfg: DatasetSpec, kind: str, root: Path, missing: list[str], why: str = "") -> str:
     source = _SOURCES[kind]
     more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
     if (root / f"{missing[0]}.gz").is_file():  # torchvision reads only unpacked IDX files
         more += f"; {root / missing[0]}.gz is there: gunzip it"
     return (
-        f"datasets.{cfg['name']}.root: {source.title} not found in '{root}' "
+        f"datasets.{cfg.name}.root: {source.title} not found in '{root}' "
         f"(missing {root / missing[0]}{more}"
         f"{why}); expected {source.layout}; copy the files there, "
         "or set download = true where there is a network"
     )
 
 
-def _open(cfg: dict, kind: str, split: str, make: Callable[[str, bool], object]):
+def _open(cfg: DatasetSpec, kind: str, split: str, make: Callable[[str, bool], object]):
     """Build the torchvision dataset, turning missing files into one clear DatasetNotFound."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    root = _root(cfg, kind)
-    download = bool(cfg.get("download"))
+    root = Path(cfg.root).expanduser()  # required by the schema for these kinds
+    download = cfg.download
     if not download:
         missing = _missing(root, kind, split)
         if missing:
@@ -142,10 +133,10 @@ def _open(cfg: dict, kind: str, split: str, make: Callable[[str, bool], object])
         raise DatasetNotFound(_not_found(cfg, kind, root, missing, why)) from exc
 
 
-def _image_data(cfg: dict, x_uint8: torch.Tensor, y: torch.Tensor) -> ImageData:
+def _image_data(cfg: DatasetSpec, x_uint8: torch.Tensor, y: torch.Tensor) -> ImageData:
     """uint8 N×C×H×W -> float [0, 1], then the suite's size and channels."""
-    x = conform(x_uint8.float().div_(255.0), cfg.get("image_size"), cfg.get("channels"))
-    return ImageData(x, y.to(torch.int64), NUM_CLASSES, cfg["name"])
+    x = conform(x_uint8.float().div_(255.0), cfg.image_size, cfg.channels)
+    return ImageData(x, y.to(torch.int64), NUM_CLASSES, cfg.name)
 
 
 def _load_mnist_like(cfg: dict, split: str, kind: str, cls: type) -> ImageData:
@@ -153,15 +144,15 @@ def _load_mnist_like(cfg: dict, split: str, kind: str, cls: type) -> ImageData:
     return _image_data(cfg, ds.data.unsqueeze(1), ds.targets)  # data: uint8 N×28×28
 
 
-def load_mnist(cfg: dict, split: str) -> ImageData:
+def load_mnist(cfg: DatasetSpec, split: str) -> ImageData:
     return _load_mnist_like(cfg, split, "mnist", datasets.MNIST)
 
 
-def load_fashion_mnist(cfg: dict, split: str) -> ImageData:
+def load_fashion_mnist(cfg: DatasetSpec, split: str) -> ImageData:
     return _load_mnist_like(cfg, split, "fashion-mnist", datasets.FashionMNIST)
 
 
-def load_cifar10(cfg: dict, split: str) -> ImageData:
+def load_cifar10(cfg: DatasetSpec, split: str) -> ImageData:
     def make(root: str, download: bool) -> _CIFAR10Files:
         return _CIFAR10Files(root, train=split == "train", download=download)
 
@@ -170,7 +161,7 @@ def load_cifar10(cfg: dict, split: str) -> ImageData:
     return _image_data(cfg, x, torch.as_tensor(ds.targets))
 
 
-def load_svhn(cfg: dict, split: str) -> ImageData:
+def load_svhn(cfg: DatasetSpec, split: str) -> ImageData:
     ds = _open(cfg, "svhn", split, lambda root, dl: _SVHNFiles(root, split=split, download=dl))
     # data: uint8 N×C×H×W; labels: int64 with the raw label 10 already mapped to digit 0.
     x = torch.from_numpy(np.ascontiguousarray(ds.data))

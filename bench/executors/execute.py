@@ -12,6 +12,7 @@ from pathlib import Path
 from bench.cells import CELL_KINDS, CellResult, RunEnv
 from bench.errors import CellFailed, UserError
 from bench.provenance import utc_now
+from bench.store import schema as S
 from bench.store.run_store import CellRecord
 from bench.suite.plan import Cell
 
@@ -50,8 +51,8 @@ def torch_threads(n: int | None):
 
 def _execute(cell: Cell, inputs: dict[str, CellResult], env: RunEnv, attempts: int) -> CellRecord:
     started, t0 = utc_now(), time.perf_counter()
-    base = dict(id=cell.id, kind=cell.kind, label=cell.label, config=cell.config, deps=cell.deps,
-                started_utc=started, attempts=attempts)
+    base = dict(id=cell.id, kind=cell.kind, label=cell.label, config=cell.config.as_dict(),
+                deps=cell.deps, started_utc=started, attempts=attempts)
     try:
         result = CELL_KINDS.get(cell.kind)(cell.config, inputs, env)
     except (CellFailed, UserError) as exc:
@@ -61,7 +62,8 @@ def _execute(cell: Cell, inputs: dict[str, CellResult], env: RunEnv, attempts: i
         reason = f"{type(exc).__name__}: {exc}"
         tb = traceback.format_exc(limit=8)
         return CellRecord(**base, status="failed", reason=reason, finished_utc=utc_now(),
-                          seconds=time.perf_counter() - t0, records={"errors": [{"traceback": tb}]})
+                          seconds=time.perf_counter() - t0,
+                          records={S.ERRORS: [S.row(S.ERRORS, traceback=tb)]})
     return CellRecord(**base, status="ok", records=result.records, artifacts=result.artifacts,
                       finished_utc=utc_now(), seconds=time.perf_counter() - t0)
 
@@ -71,10 +73,11 @@ def dependency_failure(cell: Cell, done: dict[str, CellRecord]) -> CellRecord | 
     for role, dep in cell.deps.items():
         if dep in done and not done[dep].ok:
             now = utc_now()
-            return CellRecord(id=cell.id, kind=cell.kind, label=cell.label, config=cell.config,
-                              deps=cell.deps, status="failed", started_utc=now, finished_utc=now,
-                              seconds=0.0, attempts=0,
-                              reason=f"dependency {role} ({done[dep].label}) failed: {done[dep].reason}")
+            return CellRecord(id=cell.id, kind=cell.kind, label=cell.label,
+                              config=cell.config.as_dict(), deps=cell.deps, status="failed",
+                              started_utc=now, finished_utc=now, seconds=0.0, attempts=0,
+                              reason=f"dependency {role} ({done[dep].label}) failed: "
+                                     f"{done[dep].reason}")
     return None
 
 

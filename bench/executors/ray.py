@@ -26,6 +26,7 @@ from bench.errors import UserError
 from bench.executors.execute import as_result, dependency_failure, execute_cell
 from bench.executors.progress import CellProgress
 from bench.provenance import utc_now
+from bench.store import schema as S
 from bench.store.run_store import CellRecord
 from bench.suite.plan import Cell
 
@@ -226,10 +227,11 @@ class _Run:
             if crashed:
                 reason = f"worker died on each of {attempts} attempt(s): {reason}"
             now = utc_now()
-            return CellRecord(id=cell.id, kind=cell.kind, label=cell.label, config=cell.config,
-                              deps=cell.deps, status="failed", reason=reason, started_utc=now,
-                              finished_utc=now, seconds=None, attempts=attempts,
-                              records={"errors": [{"traceback": str(exc)}]})
+            return CellRecord(id=cell.id, kind=cell.kind, label=cell.label,
+                              config=cell.config.as_dict(), deps=cell.deps, status="failed",
+                              reason=reason, started_utc=now, finished_utc=now, seconds=None,
+                              attempts=attempts,
+                              records={S.ERRORS: [S.row(S.ERRORS, traceback=str(exc))]})
 
     def record(self, record: CellRecord, ran: bool) -> None:
         self.done[record.id] = record

@@ -19,8 +19,10 @@ import torch
 from torch.utils.data import Dataset
 
 from bench import identity
+from bench.data import seeded_indices
 from bench.fingerprint import data_fingerprint
 from bench.store.atomic import atomic_write_text
+from bench.suite.cell_configs import DatasetSpec
 
 INCEPTION = "inception-v3-compat"
 INCEPTION_LAYERS = {"fid": "2048", "kid": "2048", "prc": "2048", "isc": "logits_unbiased"}
@@ -90,7 +92,7 @@ class Reference:
     cache_name: str
 
 
-def real_reference(images: torch.Tensor, dataset: dict, split: str, num_samples: int,
+def real_reference(images: torch.Tensor, dataset: DatasetSpec, split: str, num_samples: int,
                    extractor: Extractor) -> Reference:
     """At most `num_samples` real images of `split` (a fixed random subset if there are more).
 
@@ -98,10 +100,9 @@ def real_reference(images: torch.Tensor, dataset: dict, split: str, num_samples:
     fingerprint of the very images and the extractor's weights, so statistics are never
     reused for other data or another network (bench.identity)."""
     if num_samples < images.shape[0]:
-        gen = torch.Generator().manual_seed(REFERENCE_SUBSET_SEED)
-        images = images[torch.randperm(images.shape[0], generator=gen)[:num_samples].sort().values]
+        images = images[seeded_indices(images.shape[0], num_samples, REFERENCE_SUBSET_SEED)]
     n = images.shape[0]
-    key = identity.digest({"dataset": {k: v for k, v in dataset.items() if k != "name"},
+    key = identity.digest({"dataset": dataset.as_content(),
                            "split": split, "n": n, "data": data_fingerprint(images),
                            "extractor": extractor.hash})
     return Reference(images_to_uint8(images, extractor.rgb), f"bench-{key}-{split}-n{n}-{extractor.hash}")

@@ -1,8 +1,7 @@
-"""From a model source dict (see bench.suite.plan) to an `nn.Module` that takes pixels in [0, 1].
+"""From a model source (bench.suite.cell_configs) to an `nn.Module` that takes pixels in [0, 1].
 
-- built-in: `{"arch": name, "normalize": {"mean": [...], "std": [...]} | None}`;
-- a user's own: `{"factory": "pkg.mod:Callable", "checkpoint": path,
-  "checkpoint_sha256": hex | None, "normalize": ...}`.
+- built-in: `TrainedSource` / `TrainedTarget` (arch, normalize);
+- a user's own: `UserSource` / `UserTarget` (factory, checkpoint, checkpoint_sha256, normalize).
 
 Normalization, when given, wraps the model (`Normalized`), so attacks always see pixels.
 """
@@ -22,41 +21,42 @@ from bench.errors import UserError
 from bench.models import MODELS
 from bench.models.normalize import Normalized
 from bench.registry import import_target
+from bench.suite.schema import Normalization
 
 
-def build_classifier(source: dict, data_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+def build_classifier(arch: str, normalize: Normalization | None,
+                     data_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
     """A freshly initialised built-in architecture (initialisation uses the global RNG:
-    callers that need reproducibility seed it, e.g. under `torch.random.fork_rng`)."""
+    callers that need reproducibility seed it, see bench.seeding.seeded)."""
     channels, height, width = data_shape
-    normalize = source.get("normalize")
-    if normalize is not None and len(normalize["mean"]) not in (1, channels):
-        raise UserError(f"normalize has {len(normalize['mean'])} values but the images have "
+    if normalize is not None and len(normalize.mean) not in (1, channels):
+        raise UserError(f"normalize has {len(normalize.mean)} values but the images have "
                         f"{channels} channel(s); give 1 or {channels}")
-    model = MODELS.get(source["arch"])(channels, num_classes, (height, width))
-    return _maybe_normalized(model, source.get("normalize"))
+    model = MODELS.get(arch)(channels, num_classes, (height, width))
+    return _maybe_normalized(model, normalize)
 
 
-def load_user_model(source: dict, model_name: str = "<model>") -> nn.Module:
+def load_user_model(source, model_name: str = "<model>") -> nn.Module:
     """Build the user's model with its factory, load its checkpoint strictly, eval mode.
 
-    Every problem the user can fix is a one-line `UserError` naming the suite key.
+    `source` is a UserSource or UserTarget. Every problem the user can fix is a one-line
+    `UserError` naming the suite key.
     """
     key = f"models.{model_name}"
-    factory = import_target(source["factory"])
+    factory = import_target(source.factory)
     if not callable(factory):
-        raise UserError(f"{key}.factory: {source['factory']!r} is not callable")
+        raise UserError(f"{key}.factory: {source.factory!r} is not callable")
     try:
         model = factory()
     except TypeError as exc:
-        raise UserError(f"{key}.factory: calling {source['factory']!r} with no arguments failed "
+        raise UserError(f"{key}.factory: calling {source.factory!r} with no arguments failed "
                         f"({exc}); expected a callable that takes none") from exc
     if not isinstance(model, nn.Module):
-        raise UserError(f"{key}.factory: {source['factory']!r} returned {type(model).__name__}, "
+        raise UserError(f"{key}.factory: {source.factory!r} returned {type(model).__name__}, "
                         "expected a torch.nn.Module")
-    state = load_state_dict_file(source["checkpoint"], f"{key}.checkpoint",
-                                 source.get("checkpoint_sha256"))
-    load_strict(model, state, f"{key}.checkpoint", f"the model from {source['factory']!r}")
-    return _maybe_normalized(model, source.get("normalize")).eval()
+    state = load_state_dict_file(source.checkpoint, f"{key}.checkpoint", source.checkpoint_sha256)
+    load_strict(model, state, f"{key}.checkpoint", f"the model from {source.factory!r}")
+    return _maybe_normalized(model, source.normalize).eval()
 
 
 def load_state_dict_file(path: str | Path, key: str, sha256: str | None = None) -> dict:
@@ -111,7 +111,7 @@ def _few(items: list[str], limit: int = 3) -> str:
     return ", ".join(items[:limit]) + more
 
 
-def _maybe_normalized(model: nn.Module, normalize: dict | None) -> nn.Module:
+def _maybe_normalized(model: nn.Module, normalize: Normalization | None) -> nn.Module:
     if normalize is None:
         return model
-    return Normalized(model, normalize["mean"], normalize["std"])
+    return Normalized(model, normalize.mean, normalize.std)

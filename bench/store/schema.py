@@ -1,6 +1,9 @@
-"""The result schema: its version, table names and the columns every reader relies on.
+"""The result schema: its version, every table's name and every column a record may hold.
 
-Floats are stored unrounded; only reports round.
+Cells build their records with `row(TABLE, **values)`, which checks the columns against the
+declaration below and puts them in its order, so a misspelt or forgotten column fails in the
+test run instead of quietly becoming a new column. Floats are stored unrounded; only reports
+round (bench/report/numbers.py).
 """
 
 # v1: the cells table's key column was `id`; v2: it is `cell_id`, like every other table's.
@@ -18,5 +21,45 @@ GAN = "gan"  # one row per (gan, seed, step)
 GAN_AGG = "gan_agg"
 THROUGHPUT = "throughput"  # one row per throughput configuration and seed
 THROUGHPUT_AGG = "throughput_agg"
+ERRORS = "errors"  # the traceback of a cell that failed unexpectedly
 
 CELL_ID = "cell_id"  # added to every record row by the store
+
+# The columns of each record table, in the order they are stored. Aggregate tables are derived
+# (bench/analysis) and named after these: <value>_mean, _std, _ci_low, _ci_high, n_seeds.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    CELLS: (CELL_ID, "kind", "label", "status", "reason", "started_utc", "finished_utc",
+            "seconds", "attempts"),
+    TRAINING: ("model", "arch", "recipe", "dataset", "seed", "epsilon", "data_fingerprint",
+               "weights_code_sha256", "epoch", "train_loss", "train_acc", "heldout_clean_acc",
+               "heldout_pgd_acc", "catastrophic_overfit", "seconds"),
+    ROBUSTNESS: ("model", "dataset", "split", "attack", "attack_repr", "epsilon", "seed",
+                 "data_fingerprint", "checkpoint_sha256", "n", "clean_acc", "robust_acc",
+                 "acc_drop", "relative_drop", "attack_success_rate", "linf_mean", "linf_max",
+                 "linf_ok", "zero_grad_frac", "eval_mode", "seconds", "images_per_s"),
+    CHECKS: ("check", "model", "attack", "epsilon", "seed", "passed", "value", "detail"),
+    EXTRACTORS: ("name", "hash", "dataset", "test_accuracy", "feature_dim", "train_steps",
+                 "data_fingerprint"),
+    GAN: ("gan", "arch", "dataset", "seed", "step", "fid", "kid_mean", "kid_std", "isc_mean",
+          "isc_std", "precision", "recall", "num_samples", "num_real_samples", "extractor",
+          "extractor_hash", "real_floor_fid", "real_floor_num_samples", "train_images_per_s",
+          "seconds", "eval_seconds", "amp", "note"),
+    THROUGHPUT: ("workload", "target", "arch", "dataset", "batch_size", "precision",
+                 "channels_last", "compile", "seed", "device", "device_name", "torch_version",
+                 "cuda_version", "threads", "warmup", "repeats", "timing_method", "times_s",
+                 "median_s", "q1_s", "q3_s", "iqr_s", "images_per_step", "images_per_s",
+                 "flops_per_step", "achieved_tflops", "peak_tflops", "peak_source", "mfu",
+                 "peak_memory_bytes", "memory_kind", "skipped", "skip_reason"),
+    ERRORS: ("traceback",),
+}
+
+
+def row(table: str, **values) -> dict:
+    """One record of `table`: every declared column, in the declared order."""
+    columns = COLUMNS[table]
+    missing = [c for c in columns if c not in values and c != CELL_ID]
+    unknown = sorted(set(values) - set(columns))
+    if missing or unknown:
+        raise KeyError(f"{table} record: missing {missing}, undeclared {unknown} "
+                       "(columns are declared in bench/store/schema.py)")
+    return {c: values[c] for c in columns if c in values}

@@ -13,74 +13,103 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import identity
+from bench.suite.cell_configs import (
+    CellConfig,
+    DatasetSpec,
+    ExtractorCellConfig,
+    GanCellConfig,
+    GanTarget,
+    ModelSource,
+    NoAttackParams,
+    PgdParams,
+    RobustnessCellConfig,
+    ThroughputCellConfig,
+    TrainCellConfig,
+    TrainedSource,
+    TrainedTarget,
+    UserSource,
+    UserTarget,
+)
 from bench.suite.load import LoadedSuite
-from bench.suite.schema import Suite
+from bench.suite.schema import Suite, TrainConfig
 
 
 @dataclass(frozen=True)
 class Cell:
     kind: str  # a key of bench.cells.CELL_KINDS
-    config: dict  # resolved, JSON-serialisable
+    config: CellConfig  # the typed, resolved config the cell runs with
     deps: dict[str, str] = field(default_factory=dict)  # role -> id of the cell it needs
     label: str = ""  # short human name for progress bars and errors
 
     @property
     def id(self) -> str:
-        return identity.cell_id(self.kind, self.config, self.deps)
+        return identity.cell_id(self.kind, self.config.as_dict(), self.deps)
+
+
+class _Plan:
+    """Cells in the order added (dependencies first), each id once."""
+
+    def __init__(self) -> None:
+        self.cells: dict[str, Cell] = {}
+
+    def add(self, cell: Cell) -> str:
+        self.cells.setdefault(cell.id, cell)
+        return cell.id
 
 
 def plan(loaded: LoadedSuite) -> list[Cell]:
     """All cells of the suite, dependencies before dependants, without duplicates."""
-    suite, base = loaded.suite, loaded.path.parent
-    cells: dict[str, Cell] = {}
+    out = _Plan()
+    plan_robustness(loaded.suite, loaded.path.parent, out)
+    plan_gans(loaded.suite, loaded.path.parent, out)
+    plan_throughput(loaded.suite, loaded.path.parent, out)
+    return list(out.cells.values())
 
-    def add(cell: Cell) -> str:
-        cells.setdefault(cell.id, cell)
-        return cell.id
 
+def plan_robustness(suite: Suite, base: Path, out: _Plan) -> None:
+    """One robustness cell per (section, model, seed), after its model's train cell."""
     for rob in suite.robustness:
         for model, seed in itertools.product(rob.models, suite.suite.seeds):
-            deps, source = _model_source(suite, model, seed, base, add)
-            params = ({"steps": rob.steps, "alpha": rob.alpha, "random_start": rob.random_start}
-                      if rob.attack == "pgd" else {})
-            config = {
-                "model": model,
-                "source": source,
-                "dataset": dataset_config(suite, suite.models[model].dataset, base),
-                "split": rob.split,
-                "attack": rob.attack,
-                "attack_params": params,
-                "epsilons": list(rob.epsilons),
-                "batch_size": rob.batch_size,
-                "limit": rob.limit,
-                "seed": seed,
-            }
-            add(Cell("robustness", config, deps, f"{rob.attack} {model} seed={seed}"))
+            deps, source = _model_source(suite, model, seed, base, out)
+            params = (PgdParams(steps=rob.steps, alpha=rob.alpha, random_start=rob.random_start)
+                      if rob.attack == "pgd" else NoAttackParams())
+            config = RobustnessCellConfig(
+                model=model, source=source,
+                dataset=dataset_spec(suite, suite.models[model].dataset, base),
+                split=rob.split, attack=rob.attack, attack_params=params,
+                epsilons=list(rob.epsilons), batch_size=rob.batch_size, limit=rob.limit,
+                seed=seed)
+            out.add(Cell("robustness", config, deps, f"{rob.attack} {model} seed={seed}"))
 
-    extractor_ids: dict[str, str] = {}
+
+def plan_gans(suite: Suite, base: Path, out: _Plan) -> None:
+    """One gan cell per (GAN, seed); a domain extractor cell per dataset, shared."""
     for name, gan in suite.gans.items():
         if not gan.train:
             continue
-        dataset = dataset_config(suite, gan.dataset, base)
+        dataset = dataset_spec(suite, gan.dataset, base)
         extractor = _extractor(gan.feature_extractor, suite.suite.inception_weights)
         deps = {}
         if extractor == "domain":
-            ext_cell = Cell("extractor", {"dataset": dataset}, label=f"extractor {gan.dataset}")
-            deps = {"extractor": extractor_ids.setdefault(gan.dataset, add(ext_cell))}
+            ext = Cell("extractor", ExtractorCellConfig(dataset=dataset),
+                       label=f"extractor {gan.dataset}")
+            deps = {"extractor": out.add(ext)}
+        weights = (resolve_path(suite.suite.inception_weights, base)
+                   if extractor == "inception" else None)
         for seed in suite.suite.seeds:
-            weights = (resolve_path(suite.suite.inception_weights, base)
-                       if extractor == "inception" else None)
-            config = gan.model_dump(exclude={"dataset", "feature_extractor", "train"}) | {
-                "gan": name,
-                "dataset": dataset,
-                "feature_extractor": extractor,
-                "inception_weights": weights,
-                "seed": seed,
-            }
-            if weights is not None:  # the path is machine-local; what it holds is identity
-                config["inception_weights_sha256"] = _sha256_or_none(weights)
-            add(Cell("gan", config, deps, f"gan {name} seed={seed}"))
+            config = GanCellConfig(
+                gan=name, arch=gan.arch, dataset=dataset, steps=gan.steps,
+                batch_size=gan.batch_size, eval_every=gan.eval_every, metrics=gan.metrics,
+                num_samples=gan.num_samples, lr=gan.lr, z_dim=gan.z_dim, amp=gan.amp,
+                feature_extractor=extractor, inception_weights=weights,
+                # The path is machine-local; what it holds is identity.
+                inception_weights_sha256=None if weights is None else _sha256_or_none(weights),
+                seed=seed)
+            out.add(Cell("gan", config, deps, f"gan {name} seed={seed}"))
 
+
+def plan_throughput(suite: Suite, base: Path, out: _Plan) -> None:
+    """One throughput cell per point of each section's grid (GAN workloads for GANs only)."""
     for tp in suite.throughput:
         targets = [("model", m) for m in tp.models] + [("gan", g) for g in tp.gans]
         axes = itertools.product(targets, tp.workloads, tp.batch_sizes, tp.precision,
@@ -88,72 +117,53 @@ def plan(loaded: LoadedSuite) -> list[Cell]:
         for (role, name), workload, bs, precision, cl, compiled, seed in axes:
             if (role == "gan") != workload.startswith("gan-"):
                 continue  # GAN workloads apply to GANs, the others to classifiers
-            if role == "model":
-                target = {"model": name, **_untrained_source(suite, name, base)}
-                dataset = suite.models[name].dataset
-            else:
-                target = {"gan": name, "arch": suite.gans[name].arch, "z_dim": suite.gans[name].z_dim}
-                dataset = suite.gans[name].dataset
-            config = {
-                "workload": workload,
-                "target": target,
-                "dataset": dataset_config(suite, dataset, base),
-                "batch_size": bs,
-                "precision": precision,
-                "channels_last": cl,
-                "compile": compiled,
-                "warmup": tp.warmup,
-                "repeats": tp.repeats,
-                "epsilon": tp.epsilon,
-                "pgd_steps": tp.pgd_steps,
-                "peak_tflops": tp.peak_tflops,
-                "seed": seed,
-            }
-            label = f"{workload} {name} bs={bs} {precision}{' cl' if cl else ''}{' compiled' if compiled else ''}"
-            add(Cell("throughput", config, {}, label))
-    return list(cells.values())
+            target, dataset = _throughput_target(suite, role, name, base)
+            config = ThroughputCellConfig(
+                workload=workload, target=target, dataset=dataset_spec(suite, dataset, base),
+                batch_size=bs, precision=precision, channels_last=cl, compile=compiled,
+                warmup=tp.warmup, repeats=tp.repeats, epsilon=tp.epsilon,
+                pgd_steps=tp.pgd_steps, peak_tflops=tp.peak_tflops, seed=seed)
+            label = (f"{workload} {name} bs={bs} {precision}{' cl' if cl else ''}"
+                     f"{' compiled' if compiled else ''}")
+            out.add(Cell("throughput", config, {}, label))
 
 
-def dataset_config(suite: Suite, name: str, base: Path) -> dict:
-    cfg = suite.datasets[name].model_dump()
-    cfg["root"] = resolve_path(cfg["root"], base)
-    cfg["image_size"] = list(cfg["image_size"]) if cfg["image_size"] else None
-    return {"name": name, **cfg}
+def dataset_spec(suite: Suite, name: str, base: Path) -> DatasetSpec:
+    cfg = suite.datasets[name]
+    fields = cfg.model_dump(exclude_unset=True)  # keys the kind does not use stay unset
+    if cfg.root is not None:
+        fields["root"] = resolve_path(cfg.root, base)
+    return DatasetSpec(name=name, **fields)
 
 
-def _model_source(suite: Suite, model: str, seed: int, base: Path, add) -> tuple[dict, dict]:
+def _model_source(suite: Suite, model: str, seed: int, base: Path,
+                  out: _Plan) -> tuple[dict[str, str], ModelSource]:
     """(deps, source) for evaluating `model`: a train cell for built-ins, the checkpoint otherwise."""
     m = suite.models[model]
-    normalize = m.normalize.model_dump() if m.normalize else None
     if m.arch is None:
         checkpoint = resolve_path(m.checkpoint, base)
-        return {}, {"factory": m.factory, "checkpoint": checkpoint,
-                    "checkpoint_sha256": _sha256_or_none(checkpoint), "normalize": normalize}
-    train_config = {
-        "model": model,
-        "arch": m.arch,
-        "dataset": dataset_config(suite, m.dataset, base),
-        "normalize": normalize,
-        "train": (m.train or _default_train()).model_dump(),
-        "seed": seed,
-    }
-    train_id = add(Cell("train", train_config, {}, f"train {model} seed={seed}"))
-    return {"model": train_id}, {"arch": m.arch, "normalize": normalize}
+        return {}, UserSource(factory=m.factory, checkpoint=checkpoint,
+                              checkpoint_sha256=_sha256_or_none(checkpoint),
+                              normalize=m.normalize)
+    train = TrainCellConfig(model=model, arch=m.arch, dataset=dataset_spec(suite, m.dataset, base),
+                            normalize=m.normalize, train=m.train or TrainConfig(), seed=seed)
+    train_id = out.add(Cell("train", train, {}, f"train {model} seed={seed}"))
+    return {"model": train_id}, TrainedSource(arch=m.arch, normalize=m.normalize)
 
 
-def _untrained_source(suite: Suite, model: str, base: Path) -> dict:
-    m = suite.models[model]
-    normalize = m.normalize.model_dump() if m.normalize else None
+def _throughput_target(suite: Suite, role: str, name: str, base: Path):
+    """(target, dataset name): what a throughput cell times, freshly initialised."""
+    if role == "gan":
+        g = suite.gans[name]
+        return GanTarget(gan=name, arch=g.arch, z_dim=g.z_dim), g.dataset
+    m = suite.models[name]
     if m.arch is None:
-        return {"factory": m.factory, "checkpoint": resolve_path(m.checkpoint, base), "normalize": normalize}
-    return {"arch": m.arch, "normalize": normalize,
-            "train": (m.train or _default_train()).model_dump()}
-
-
-def _default_train():
-    from bench.suite.schema import TrainConfig
-
-    return TrainConfig()
+        checkpoint = resolve_path(m.checkpoint, base)
+        return UserTarget(model=name, factory=m.factory, checkpoint=checkpoint,
+                          checkpoint_sha256=_sha256_or_none(checkpoint),
+                          normalize=m.normalize), m.dataset
+    return TrainedTarget(model=name, arch=m.arch, normalize=m.normalize,
+                         train=m.train or TrainConfig()), m.dataset
 
 
 def _extractor(requested: str, inception_weights: str | None) -> str:

@@ -19,7 +19,7 @@ def preflight(loaded: LoadedSuite, cells: list[Cell]) -> None:
     from bench.data import load_dataset
 
     suite, path, text = loaded.suite, loaded.path, loaded.text
-    used = {c.config["dataset"]["name"]: c.config["dataset"] for c in cells if "dataset" in c.config}
+    used = {c.config.dataset.name: c.config.dataset for c in cells}
     for cfg in used.values():
         try:
             load_dataset(cfg, "test")

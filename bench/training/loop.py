@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from bench.data import ImageData
 from bench.errors import CellFailed
+from bench.suite.schema import TrainConfig
 from bench.training import perturb
 
 HELDOUT_PGD_SAMPLES = 256  # the fixed batch for the per-epoch PGD-10 check
@@ -42,26 +43,26 @@ def train_classifier(
     model: nn.Module,
     train: ImageData,
     heldout: ImageData,
-    train_cfg: dict,
+    train_cfg: TrainConfig,
     seed: int,
     device: str,
     progress: bool = False,
 ) -> list[dict]:
     """Train `model` in place on `train` with the recipe in `train_cfg` (a resolved
-    `TrainConfig` dict). For adversarial recipes `train_loss`/`train_acc` are measured on
+    `TrainConfig`). For adversarial recipes `train_loss`/`train_acc` are measured on
     the perturbed training batches, as Wong et al. report them. `seconds` is the epoch's
     wall time including the held-out evaluation."""
-    recipe = train_cfg["recipe"]
+    recipe = train_cfg.recipe
     adversarial = recipe != "standard"
-    epsilon = train_cfg.get("epsilon")
+    epsilon = train_cfg.epsilon
     if adversarial and epsilon is None:
         raise ValueError(f"recipe {recipe!r} needs an epsilon")
     model.to(device)
     x_train, y_train = train.x.to(device), train.y.to(device)
     n = len(y_train)
-    batch_size = min(int(train_cfg["batch_size"]), n)
+    batch_size = min(train_cfg.batch_size, n)
     steps_per_epoch = math.ceil(n / batch_size)
-    epochs = int(train_cfg["epochs"])
+    epochs = train_cfg.epochs
 
     shuffle_gen = torch.Generator().manual_seed(seed)
     attack_gen = torch.Generator(device=device).manual_seed(seed + 1)
@@ -122,14 +123,14 @@ def train_classifier(
         })
         bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{clean_acc:.3f}",
                         pgd="-" if math.isnan(pgd_acc) else f"{pgd_acc:.3f}")
-        if overfit and train_cfg.get("stop_on_overfit"):
+        if overfit and train_cfg.stop_on_overfit:
             # Wong et al.'s early stopping: keep the weights from before the collapse.
             if last_good_state is not None:
                 model.load_state_dict(last_good_state)
             break
         if adversarial:
             best_pgd = max(best_pgd, pgd_acc)
-            if train_cfg.get("stop_on_overfit"):
+            if train_cfg.stop_on_overfit:
                 last_good_state = copy.deepcopy(model.state_dict())
     bar.close()
     model.eval()
@@ -155,16 +156,16 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: str) ->
 
 
 def _perturb(model, x, y, cfg, generator) -> torch.Tensor:
-    if cfg["recipe"] == "fgsm-rs":
-        if not cfg.get("random_start", True):
+    if cfg.recipe == "fgsm-rs":
+        if not cfg.random_start:
             # Plain FGSM training, the baseline Wong et al. improve on.
-            alpha = cfg.get("alpha") or cfg["epsilon"]
-            return perturb.pgd(model, x, y, cfg["epsilon"], 1, alpha, random_start=False)
-        return perturb.fgsm_rs(model, x, y, cfg["epsilon"], cfg.get("alpha"), generator)
-    if cfg["recipe"] == "pgd":
-        return perturb.pgd(model, x, y, cfg["epsilon"], int(cfg["steps"]), cfg.get("alpha"),
-                           cfg.get("random_start", True), generator)
-    raise ValueError(f"unknown training recipe {cfg['recipe']!r}")
+            alpha = cfg.alpha or cfg.epsilon
+            return perturb.pgd(model, x, y, cfg.epsilon, 1, alpha, random_start=False)
+        return perturb.fgsm_rs(model, x, y, cfg.epsilon, cfg.alpha, generator)
+    if cfg.recipe == "pgd":
+        return perturb.pgd(model, x, y, cfg.epsilon, cfg.steps, cfg.alpha, cfg.random_start,
+                           generator)
+    raise ValueError(f"unknown training recipe {cfg.recipe!r}")
 
 
 def _heldout_pgd_accuracy(model, x, y, epsilon, seed) -> float:
@@ -175,13 +176,13 @@ def _heldout_pgd_accuracy(model, x, y, epsilon, seed) -> float:
         return (model(x_adv).argmax(1) == y).float().mean().item()
 
 
-def _optimizer(model: nn.Module, cfg: dict) -> torch.optim.Optimizer:
-    params, lr, wd = model.parameters(), float(cfg["lr"]), float(cfg.get("weight_decay", 0.0))
-    if cfg["optimizer"] == "adam":
+def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params, lr, wd = model.parameters(), cfg.lr, cfg.weight_decay
+    if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=wd)
-    if cfg["optimizer"] == "sgd":
+    if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=wd)
-    raise ValueError(f"unknown optimizer {cfg['optimizer']!r}")
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
 
 
 def _one_cycle(optimizer: torch.optim.Optimizer, total_steps: int) -> LambdaLR:

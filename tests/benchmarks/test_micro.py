@@ -9,13 +9,14 @@ import pytest
 import torch
 
 from bench.data import load_dataset
+from bench.seeding import seeded
+from bench.suite.cell_configs import ThroughputCellConfig, TrainedTarget
+from bench.suite.schema import TrainConfig
+from tests.helpers.configs import DIGITS
 
-DIGITS = {"name": "digits", "kind": "digits", "root": None, "download": False, "image_size": None,
-          "channels": None, "seed": 0, "test_fraction": 0.25, "limit_train": None,
-          "limit_test": None}
 EPSILONS = [0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3]
-CNN = {"model": "cnn", "arch": "small-cnn", "normalize": None,
-       "train": {"recipe": "standard", "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0}}
+CNN = TrainedTarget(model="cnn", arch="small-cnn", normalize=None,
+                    train=TrainConfig(recipe="standard", optimizer="adam", lr=1e-3))
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +28,8 @@ def digits_test():
 def small_cnn():
     from bench.models.build import build_classifier
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        return build_classifier(CNN, (1, 8, 8), 10).eval()
+    with seeded(0):
+        return build_classifier(CNN.arch, CNN.normalize, (1, 8, 8), 10).eval()
 
 
 def test_fgsm_sweep(benchmark, small_cnn, digits_test):
@@ -44,11 +44,11 @@ def test_train_step(benchmark):
     """One train step exactly as the throughput train-step workload runs it (batch 64, fp32)."""
     from bench.cells.throughput import build_workload
 
-    config = {"workload": "train-step", "target": CNN, "dataset": DIGITS, "batch_size": 64,
-              "precision": "fp32", "channels_last": False, "compile": False, "warmup": 0,
-              "repeats": 1, "epsilon": 8 / 255, "pgd_steps": 10, "peak_tflops": None, "seed": 0}
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+    config = ThroughputCellConfig(
+        workload="train-step", target=CNN, dataset=DIGITS, batch_size=64, precision="fp32",
+        channels_last=False, compile=False, warmup=0, repeats=1, epsilon=8 / 255, pgd_steps=10,
+        peak_tflops=None, seed=0)
+    with seeded(0):
         workload = build_workload(config, "cpu")
     for _ in range(3):  # warm-up outside the measurement (allocator, oneDNN primitives)
         workload.step()
@@ -68,8 +68,9 @@ def fid_setup(tmp_path_factory, digits_test):
     train = load_dataset(DIGITS, "train")
     net = fe.train_extractor(train.x, train.y, 10, epochs=1, lr=1e-3, batch_size=64, seed=0)
     path = folder / "benchmicro.pt"
-    torch.save(fe.weights_payload(net, 1, 10, "benchmicro", 0.0), path)
-    extractor = domain_extractor(fe.extractor_name("benchmicro"), "benchmicro", str(path))
+    payload = fe.weights_payload(net, 1, 10, 0.0)
+    torch.save(payload, path)
+    extractor = domain_extractor(fe.extractor_name(payload["hash"]), payload["hash"], str(path))
     reference = real_reference(train.x, DIGITS, "train", 1000, extractor)
     gan = GANS.get("dcgan")(1, (8, 8), z_dim=64, init_seed=0)
     fake = gan.sample(torch.randn(1000, 64, generator=torch.Generator().manual_seed(1)))

@@ -1,11 +1,15 @@
-"""Resolved configs that tests hand straight to loaders and cells."""
+"""Resolved, typed configs that tests hand straight to loaders and cells."""
+
+from bench.suite.cell_configs import DatasetSpec
 
 
-def digits_config(**overrides) -> dict:
-    """The resolved `[datasets.digits]` table, as bench.suite.plan.dataset_config makes it."""
-    return {"name": "digits", "kind": "digits", "seed": 0, "test_fraction": 0.25, "root": None,
-            "download": False, "image_size": None, "channels": None, "limit_train": None,
-            "limit_test": None} | overrides
+def digits_config(**overrides) -> DatasetSpec:
+    """The resolved `[datasets.digits]` table, as bench.suite.plan.dataset_spec makes it."""
+    return DatasetSpec(name="digits", kind="digits", **overrides)
+
+
+def dataset_spec(**fields) -> DatasetSpec:
+    return DatasetSpec(**fields)
 
 
 DIGITS = digits_config()

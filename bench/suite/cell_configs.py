@@ -1,0 +1,172 @@
+"""The typed config of each cell kind: what `plan` builds and what the cell takes.
+
+Every field is resolved and validated when the suite is planned (paths made absolute, defaults
+filled in, ε parsed), so a cell reads typed attributes and never re-casts or re-defaults a
+value. `as_dict()` is the config's JSON form: it goes into the journal and, through
+bench.identity, into the cell's id; `from_dict` reads it back.
+
+Pure pydantic, no torch: `bench validate` plans without importing torch. The suite layer owns
+these types (plan produces them); cells import them, never the other way round.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bench.suite.schema import DatasetConfig, Normalization, TrainConfig
+
+
+class CellConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Fields left out of the JSON form when they are None (added after ids were first
+    # published: omitting them keeps the ids of cells that do not use them).
+    OMIT_IF_NONE: ClassVar[frozenset[str]] = frozenset()
+
+    def as_dict(self) -> dict[str, Any]:
+        out = self.model_dump(mode="json")
+        return {k: v for k, v in out.items() if not (k in self.OMIT_IF_NONE and v is None)}
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        return cls.model_validate(data)
+
+
+class DatasetSpec(DatasetConfig):
+    """A `[datasets.NAME]` table, resolved: its name, and `root` made absolute."""
+
+    name: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def as_content(self) -> dict[str, Any]:
+        """What the data is, without the suite's label for it (the name)."""
+        return {k: v for k, v in self.as_dict().items() if k != "name"}
+
+
+class TrainedSource(CellConfig):
+    """A built-in architecture, trained by the model's train cell."""
+
+    arch: str
+    normalize: Normalization | None
+
+
+class UserSource(CellConfig):
+    """A user's own model: factory + checkpoint (a state_dict), identified by its sha256."""
+
+    factory: str
+    checkpoint: str
+    checkpoint_sha256: str | None  # None: the file is missing; the cell fails naming it
+    normalize: Normalization | None
+
+
+ModelSource = Union[TrainedSource, UserSource]
+
+
+class TrainCellConfig(CellConfig):
+    model: str
+    arch: str
+    dataset: DatasetSpec
+    normalize: Normalization | None
+    train: TrainConfig
+    seed: int
+
+
+class NoAttackParams(CellConfig):
+    """FGSM has no settings beyond ε."""
+
+
+class PgdParams(CellConfig):
+    steps: int = Field(gt=0)
+    alpha: float | None  # None: the attack's default step rule
+    random_start: bool
+
+
+class RobustnessCellConfig(CellConfig):
+    model: str
+    source: ModelSource
+    dataset: DatasetSpec
+    split: Literal["train", "test"]
+    attack: str
+    attack_params: Union[PgdParams, NoAttackParams]
+    epsilons: list[float]
+    batch_size: int
+    limit: int | None
+    seed: int
+
+
+class ExtractorCellConfig(CellConfig):
+    dataset: DatasetSpec
+
+
+class GanCellConfig(CellConfig):
+    OMIT_IF_NONE: ClassVar[frozenset[str]] = frozenset({"inception_weights_sha256"})
+
+    gan: str
+    arch: str
+    dataset: DatasetSpec
+    steps: int
+    batch_size: int
+    eval_every: int
+    metrics: list[Literal["fid", "kid", "isc", "prc"]]
+    num_samples: int
+    lr: float | None  # None: the architecture's default
+    z_dim: int | None  # None: the default
+    amp: bool
+    feature_extractor: Literal["domain", "inception"]
+    inception_weights: str | None
+    inception_weights_sha256: str | None = None
+    seed: int
+
+
+class TrainedTarget(CellConfig):
+    """A built-in classifier to time: freshly initialised, optimised as its recipe says."""
+
+    model: str
+    arch: str
+    normalize: Normalization | None
+    train: TrainConfig
+
+
+class UserTarget(CellConfig):
+    model: str
+    factory: str
+    checkpoint: str
+    checkpoint_sha256: str | None
+    normalize: Normalization | None
+
+
+class GanTarget(CellConfig):
+    gan: str
+    arch: str
+    z_dim: int | None
+
+
+ThroughputTarget = Union[TrainedTarget, UserTarget, GanTarget]
+
+
+class ThroughputCellConfig(CellConfig):
+    workload: str
+    target: ThroughputTarget
+    dataset: DatasetSpec
+    batch_size: int
+    precision: Literal["fp32", "bf16", "fp16"]
+    channels_last: bool
+    compile: bool
+    warmup: int
+    repeats: int
+    epsilon: float
+    pgd_steps: int
+    peak_tflops: float | None
+    seed: int
+
+
+CELL_CONFIGS: dict[str, type[CellConfig]] = {
+    "train": TrainCellConfig,
+    "robustness": RobustnessCellConfig,
+    "extractor": ExtractorCellConfig,
+    "gan": GanCellConfig,
+    "throughput": ThroughputCellConfig,
+}
