@@ -25,9 +25,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench.display import format_number
 from bench.report import build_sections, write_report
 from bench.report.blocks import Figure, Section, Table, Text, Warning_
-from bench.report.html import format_value, markdown_to_html, render_html
+from bench.report.html import markdown_to_html, render_html
 from bench.store.migrate import open_run
 from tests.helpers.runs import (
     edit_table,
@@ -304,11 +305,14 @@ def test_blocks_render_warnings_tables_and_figures():
 
 
 def test_format_value_rounds_for_display_only():
-    assert format_value(0.98765, 3) == "0.988"
-    assert format_value(2.0, 1) == "2.0"
-    assert format_value(12345678.9) == "12,345,679"
-    assert format_value(0.0) == "0"
-    assert format_value(float("nan")) == "–"
-    assert format_value(np.float32(0.5), 2) == "0.50"
-    assert format_value(7) == "7" and format_value(True) == "True"
+    assert format_number(0.98765, 3) == "0.988"
+    assert format_number(2.0, 1) == "2"
+    assert format_number(12345678.9) == "12,345,679"
+    assert format_number(190.57) == "191" and format_number(0.00012) == "0.00012"
+    assert format_number(0.0) == "0"
+    assert format_number(float("nan")) == "–" and format_number(None) == "–"
+    assert format_number(np.float32(0.5), 2) == "0.5"
+    assert format_number(7) == "7" and format_number(True) == "True"
+    assert format_number(-0.05, 4, signed=True) == "-0.05"
+    assert format_number(0.05, 4, signed=True) == "+0.05"
     assert markdown_to_html("plain *it*") == "<p>plain <em>it</em></p>"

@@ -1,4 +1,5 @@
-"""A Comparison as text, Markdown or JSON. Rounding happens here, for display only."""
+"""A Comparison as text, Markdown or JSON. Numbers are rounded here, for display only, by the
+one policy of bench/display.py."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import pandas as pd
 
 from bench.compare.result import Comparison, MetricRow
 from bench.compare.stats import REGRESSED
+from bench.display import format_number
 from bench.errors import UserError
 
 COLUMNS = ["verdict", "metric", "config", "n", "baseline", "candidate", "Δ", "Δ%", "test", "p",
            "mde"]
 FORMATS = ("text", "markdown", "json")
 MAX_LISTED = 10  # cells listed per side in text and Markdown
+COMPARE_DIGITS = 4  # significant digits: small changes between runs must stay visible
 
 
 def render(c: Comparison, fmt: str) -> str:
@@ -92,14 +95,7 @@ def _display_row(r: MetricRow) -> dict:
 
 
 def fmt_number(x: float, signed: bool = False) -> str:
-    if x is None or not math.isfinite(x):
-        return ""
-    sign = "+" if signed else ""
-    if abs(x) >= 1e5:
-        return f"{x:{sign},.0f}"
-    if abs(x) >= 100:
-        return f"{x:{sign}.1f}"
-    return f"{x:{sign}.4g}"
+    return format_number(x, COMPARE_DIGITS, signed)
 
 
 def fmt_p(p: float | None) -> str:

@@ -22,7 +22,7 @@ class Warning_:
 class Table:
     df: pd.DataFrame
     caption: str = ""
-    digits: int = 3  # rounding for display only; the stored tables keep full precision
+    digits: int = 3  # significant digits shown (bench/display.py); tables keep full precision
     highlight_column: str | None = None  # rows whose value here is truthy are highlighted
 
 
@@ -47,11 +47,3 @@ def figure_png(fig) -> bytes:
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()
-
-
-def rounded(df: pd.DataFrame, digits: int) -> pd.DataFrame:
-    out = df.copy()
-    for col in out.columns:
-        if pd.api.types.is_float_dtype(out[col]):
-            out[col] = out[col].round(digits)
-    return out

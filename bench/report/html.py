@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.display import format_number
 from bench.report.blocks import Figure, Section, Table, Text, Warning_
 from bench.store.atomic import atomic_write_text
 
@@ -103,38 +104,12 @@ def table_html(block: Table) -> str:
              if block.highlight_column in df.columns else [False] * len(df))
     for values, flag in zip(df.itertuples(index=False), flags):
         cells = "".join(
-            f'<td class="num">{format_value(v, block.digits)}</td>' if num
-            else f"<td>{html.escape(format_value(v, block.digits))}</td>"
+            f'<td class="num">{format_number(v, block.digits)}</td>' if num
+            else f"<td>{html.escape(format_number(v, block.digits))}</td>"
             for v, num in zip(values, numeric))
         rows.append(f'<tr class="highlight">{cells}</tr>' if flag else f"<tr>{cells}</tr>")
     return (f'<div class="table-wrap"><table>{caption}<thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table></div>")
-
-
-def format_value(value, digits: int = 3) -> str:
-    """Display rounding only: `digits` decimals, thousands grouped, tiny values kept readable."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float):
-        if math.isinf(value):
-            return "∞" if value > 0 else "-∞"
-        if value == 0:
-            return "0"
-        if abs(value) >= 1e5:
-            return f"{value:,.0f}"
-        if abs(value) < 10 ** -digits:
-            return f"{value:.{max(digits, 1)}g}"
-        return f"{value:.{digits}f}"
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 1e5:
-        return f"{value:,}"
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        try:
-            return format_value(value.item(), digits)
-        except (ValueError, TypeError):  # arrays: fall through to str()
-            pass
-    return str(value)
 
 
 def _truthy(value) -> bool:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.report.blocks import Figure, Section, Table, Text, Warning_, rounded
+from bench.display import format_number
+from bench.report.blocks import Figure, Section, Table, Text, Warning_
 from bench.store.atomic import atomic_write_bytes, atomic_write_text
 
 
@@ -26,23 +27,22 @@ def render_block(run_dir: Path, block) -> list[str]:
         return [f"> **Warning:** {block.message}"]
     if isinstance(block, Table):
         out = [f"*{block.caption}*", ""] if block.caption else []
-        return out + [markdown_table(rounded(block.df, block.digits))]
+        return out + [markdown_table(block.df, block.digits)]
     if isinstance(block, Figure):
         atomic_write_bytes(run_dir / "plots" / f"{block.name}.png", block.png)
         return [f"![{block.caption or block.name}](plots/{block.name}.png)"]
     raise TypeError(f"unknown report block {type(block).__name__}")
 
 
-def markdown_table(df) -> str:
+def markdown_table(df, digits: int = 3) -> str:
     if df.empty:
         return "_(empty)_"
     cols = [str(c) for c in df.columns]
     rows = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for values in df.itertuples(index=False):
-        rows.append("| " + " | ".join(_cell(v) for v in values) + " |")
+        rows.append("| " + " | ".join(_cell(v, digits) for v in values) + " |")
     return "\n".join(rows)
 
 
-def _cell(value) -> str:
-    text = "" if value is None else str(value)
-    return text.replace("|", "\\|").replace("\n", " ")
+def _cell(value, digits: int) -> str:
+    return format_number(value, digits).replace("|", "\\|").replace("\n", " ")
