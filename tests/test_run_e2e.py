@@ -120,9 +120,9 @@ class TinyNet(nn.Module):
 def test_user_model_from_factory_and_checkpoint_on_mnist_idx(tmp_path, monkeypatch):
     root = write_mnist(tmp_path / "mnist", n_train=200, n_test=100, seed=0)
     from bench.data import load_dataset
+    from bench.suite.cell_configs import DatasetSpec
 
-    cfg = {"name": "mnist", "kind": "mnist", "root": str(root), "download": False, "image_size": None,
-           "channels": None, "seed": 0, "test_fraction": 0.25, "limit_train": None, "limit_test": None}
+    cfg = DatasetSpec(name="mnist", kind="mnist", root=str(root))
     train = load_dataset(cfg, "train")
     torch.manual_seed(0)
     model = TinyNet()

@@ -258,7 +258,7 @@ def test_a_gan_with_train_false_is_only_timed(tmp_path):
     path.write_text(GOOD + gan + "train = false\n" + timed)
     cells = plan(load_suite(path))
     assert {c.kind for c in cells} == {"train", "robustness", "throughput"}
-    assert [c.config["target"]["gan"] for c in cells if c.kind == "throughput"] == ["g", "g"]
+    assert [c.config.target.gan for c in cells if c.kind == "throughput"] == ["g", "g"]
 
 
 def test_every_epsilon_takes_fractions(tmp_path):

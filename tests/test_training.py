@@ -26,9 +26,7 @@ def small_cnn(seed=0):
 
 
 def train_cfg(**overrides):
-    cfg = {"recipe": "standard", "epochs": 3, "lr": 2e-3, "batch_size": 64, "optimizer": "adam",
-           "weight_decay": 0.0, "epsilon": None, "alpha": None, "steps": 3, "random_start": True,
-           "stop_on_overfit": False}
+    cfg = {"recipe": "standard", "epochs": 3, "lr": 2e-3, "batch_size": 64, "optimizer": "adam"}
     return TrainConfig(**cfg | overrides)
 
 

@@ -26,8 +26,8 @@ def preflight(loaded: LoadedSuite, cells: list[Cell]) -> None:
         except UserError as exc:
             raise UserError(f"{path}: {exc}") from None
         except OSError as exc:  # e.g. a path too long for the file system
-            loc = ("datasets", cfg["name"], "root")
-            raise SuiteError(path, key_path(loc), f"cannot read {cfg['root']!r} ({exc.strerror or exc})",
+            loc = ("datasets", cfg.name, "root")
+            raise SuiteError(path, key_path(loc), f"cannot read {cfg.root!r} ({exc.strerror or exc})",
                              find_line(text, loc)) from None
     for name, m in suite.models.items():
         if m.factory is None:
