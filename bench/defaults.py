@@ -31,3 +31,13 @@ THROUGHPUT_WARMUP = 10
 THROUGHPUT_EPSILON = 8 / 255  # for the attack workloads (fgsm, pgd)
 THROUGHPUT_REPEATS = 30
 THROUGHPUT_BATCH_SIZES = [64]
+
+# [[robustness]] attack settings (bench/suite/attack_options.py says which attack takes which).
+NORM = "linf"
+RESTARTS = 1
+PGD_LOSS = "ce"
+AUTOATTACK_VERSION = "standard"
+SQUARE_QUERIES = 5000  # AutoAttack's own budget for its Square stage
+# The binomial interval over examples given beside every accuracy (scipy's binomtest).
+BINOMIAL_CI_METHOD = "wilson"
+BINOMIAL_CI_LEVEL = 0.95

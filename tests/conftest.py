@@ -20,3 +20,13 @@ _FUZZ = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthC
 settings.register_profile("fast", max_examples=150, derandomize=True, **_FUZZ)
 settings.register_profile("slow", max_examples=2500, **_FUZZ)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def digits_mlp():
+    """(model, x_test, y_test): a tiny MLP trained on the digits, shared by the attack tests."""
+    from tests.helpers.models import train_digits_mlp
+
+    return train_digits_mlp()

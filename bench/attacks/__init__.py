@@ -6,15 +6,17 @@ Every sweep has the signature
         -> list[EpsilonResult]     # one per ε, in the order given
 
 where `x` holds pixels in [0, 1] (models normalize inside, see bench.models.normalize) and
-`params` are the attack's own settings (PGD: steps, alpha, random_start). Eval mode and
-device placement are handled here, in `attack_mode`, and nowhere else.
+`params` are the attack's own settings: the suite keys `bench.suite.attack_options.ATTACK_KEYS`
+lists for it (every sweep takes `norm`; PGD also steps, alpha, random_start, restarts, loss).
+ε is in the units of `norm`: pixel units for L∞, the L2 norm of the perturbation for L2.
+Eval mode and device placement are handled here, in `attack_mode`, and nowhere else.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -25,6 +27,16 @@ from bench.registry import Registry
 ATTACKS: Registry = Registry("attack")
 ATTACKS.register("fgsm", "bench.attacks.fgsm:fgsm_sweep")
 ATTACKS.register("pgd", "bench.attacks.pgd:pgd_sweep")
+ATTACKS.register("apgd-ce", "bench.attacks.apgd:apgd_ce_sweep")
+ATTACKS.register("apgd-dlr", "bench.attacks.apgd:apgd_dlr_sweep")
+ATTACKS.register("apgd-t", "bench.attacks.apgd:apgd_t_sweep")
+ATTACKS.register("fab", "bench.attacks.fab:fab_sweep")
+ATTACKS.register("fab-t", "bench.attacks.fab:fab_t_sweep")
+ATTACKS.register("square", "bench.attacks.square:square_sweep")
+ATTACKS.register("autoattack", "bench.attacks.autoattack:autoattack_sweep")
+
+# bench's norm names (suite keys, table columns) -> torchattacks' `norm` argument.
+TORCHATTACKS_NORM = {"linf": "Linf", "l2": "L2"}
 
 
 @dataclass(frozen=True)
@@ -35,6 +47,17 @@ class EpsilonResult:
     zero_grad_frac: float  # exactly-zero entries of the loss' input gradient at the clean x
     attack_repr: str  # repr() of the torchattacks object for this (model, ε)
     eval_mode: bool  # every module was in eval mode when the attack started
+    adv_correct: torch.Tensor  # bool (N,) on the CPU: adv_pred == y, per example
+    l2: torch.Tensor  # float (N,) on the CPU: L2 norm of x_adv - x per sample
+    norm: str = "linf"  # the threat model ε is measured in: "linf" | "l2"
+    # Every setting the attack ran with, defaults resolved (JSON scalars): attack, norm, ε,
+    # seed and the attack's own (steps, alpha, restarts, loss, version, n_classes, ...).
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def distance(self) -> torch.Tensor:
+        """Per-sample size of the perturbation in the threat model's norm."""
+        return self.l2 if self.norm == "l2" else self.linf
 
 
 @contextmanager
@@ -84,6 +107,23 @@ def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.
 
 def linf_per_sample(x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return (x_adv - x).abs().flatten(1).amax(1)
+
+
+def l2_per_sample(x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return (x_adv - x).flatten(1).norm(p=2, dim=1)
+
+
+def output_classes(model: nn.Module, x: torch.Tensor, device: str | torch.device) -> int:
+    """The width of the model's output: the class count targeted attacks iterate over."""
+    with torch.inference_mode():
+        return int(model(x[:1].to(device)).shape[1])
+
+
+def check_norm(attack: str, norm: str, supported: tuple[str, ...]) -> str:
+    if norm not in supported:
+        raise ValueError(f"{attack}: norm {norm!r} is not supported (torchattacks implements "
+                         f"{', '.join(supported)})")
+    return norm
 
 
 def zero_fraction(grad: torch.Tensor) -> tuple[int, int]:

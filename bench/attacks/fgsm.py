@@ -16,12 +16,15 @@ import torch
 import torchattacks
 from torch import nn
 
+from bench import defaults
 from bench.attacks import (
     EpsilonResult,
     attack_mode,
+    check_norm,
     input_gradient,
     is_eval_mode,
     iter_batches,
+    l2_per_sample,
     linf_per_sample,
     zero_fraction,
 )
@@ -39,17 +42,19 @@ def fgsm_sweep(
     batch_size: int | None = None,
     device: str | torch.device | None = None,
     *,
+    norm: str = defaults.NORM,
     seed: int = 0,
     progress: bool = False,
 ) -> list[EpsilonResult]:
     """One `EpsilonResult` per ε. `batch_size=None` takes `x` in one batch; `device=None`
-    means `x`'s device."""
-    del seed  # FGSM is deterministic
+    means `x`'s device. L∞ only: torchattacks has no L2 FGSM."""
+    check_norm("fgsm", norm, ("linf",))
     eps = [float(e) for e in epsilons]
     batch_size = batch_size or max(1, len(y))
     device = x.device if device is None else device
     preds: list[list[torch.Tensor]] = [[] for _ in eps]
     linfs: list[list[torch.Tensor]] = [[] for _ in eps]
+    l2s: list[list[torch.Tensor]] = [[] for _ in eps]
     zeros = entries = 0
     with attack_mode(model, device):
         # Fresh objects per (model, ε), only to record exactly which attack the sweep equals.
@@ -71,9 +76,16 @@ def fgsm_sweep(
                 for i in range(len(chunk)):
                     preds[first + i].append(pred[i].cpu())
                     linfs[first + i].append(linf_per_sample(x_adv[i], xb).cpu())
+                    l2s[first + i].append(l2_per_sample(x_adv[i], xb).cpu())
     zero_frac = zeros / entries if entries else float("nan")
-    return [EpsilonResult(e, _cat(preds[i], torch.long), _cat(linfs[i], x.dtype), zero_frac,
-                          reprs[i], eval_mode) for i, e in enumerate(eps)]
+    results = []
+    for i, e in enumerate(eps):
+        pred = _cat(preds[i], torch.long)
+        results.append(EpsilonResult(
+            e, pred, _cat(linfs[i], x.dtype), zero_frac, reprs[i], eval_mode,
+            adv_correct=pred == y.cpu(), l2=_cat(l2s[i], x.dtype), norm="linf",
+            params={"attack": "fgsm", "norm": "linf", "epsilon": e, "seed": int(seed)}))
+    return results
 
 
 def _cat(parts: list[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:

@@ -1,8 +1,21 @@
-"""PGD (Madry et al. 2018): `torchattacks.PGD`, a fresh object per (model, ε), seeded.
+"""PGD (Madry et al. 2018) through torchattacks: a fresh object per (model, ε), seeded.
 
-torchattacks draws PGD's random start from the global torch RNG, so every call runs inside
-`torch.random.fork_rng`, seeded explicitly: results are reproducible, the sweep's result for
-one ε does not depend on the other ε in the list, and the caller's RNG state is untouched.
+- L∞ with cross-entropy: `torchattacks.PGD`; L2: `torchattacks.PGDL2` (cross-entropy only:
+  torchattacks has no other loss for it; APGD-DLR covers DLR in L2).
+- L∞ with `loss = "dlr"` (Croce & Hein 2020) or `"cw"` (Carlini & Wagner's margin, κ = 0):
+  `torchattacks.UPGD(loss="dlr" | "margin", decay=0, eot_iter=1)`. Without momentum, UPGD's
+  step sign(g / mean|g|) is PGD's sign(g); where g is all zero, 0/0 gives NaN and
+  torch.sign(NaN) = 0, PGD's step there too. tests/test_attacks_pgd.py proves
+  UPGD(loss="ce", decay=0) equal to torchattacks.PGD bit for bit, random start included.
+  torchattacks' margin takes the largest *other* logit over (1 - onehot) * logits, so the
+  true class counts as 0 there; that is its CW loss, used as is.
+- `restarts > 1`: `torchattacks.MultiAttack` of that many fresh attacks; each runs on the
+  samples the previous ones did not break and the first success is kept, so a sample counts
+  as robust only if it survives every restart.
+
+torchattacks draws the random start from the global torch RNG, so every call runs inside
+`seeded_rng`: results are reproducible, one ε's result does not depend on the other ε in the
+list, and the caller's RNG state is untouched.
 """
 
 from __future__ import annotations
@@ -13,16 +26,14 @@ import torch
 import torchattacks
 from torch import nn
 
-from bench.attacks import (
-    EpsilonResult,
-    attack_mode,
-    input_gradient,
-    is_eval_mode,
-    iter_batches,
-    linf_per_sample,
-    zero_fraction,
-)
-from bench.seeding import seeded
+from bench import defaults
+from bench.attacks import EpsilonResult, attack_mode, check_norm
+from bench.attacks.rng import seeded_rng
+from bench.attacks.sweep import attack_sweep
+
+NORMS = ("linf", "l2")
+LOSSES = ("ce", "dlr", "cw")
+UPGD_LOSS = {"dlr": "dlr", "cw": "margin"}  # bench's loss name -> torchattacks.UPGD's
 
 
 def default_alpha(epsilon: float, steps: int) -> float:
@@ -31,10 +42,38 @@ def default_alpha(epsilon: float, steps: int) -> float:
 
 
 def make_pgd(model: nn.Module, epsilon: float, steps: int, alpha: float | None = None,
-             random_start: bool = True) -> torchattacks.PGD:
+             random_start: bool = True, *, norm: str = "linf", loss: str = "ce",
+             restarts: int = 1) -> torchattacks.attack.Attack:
+    """The torchattacks object for one (model, ε): see the module docstring for which."""
+    check_pgd(norm, loss, restarts)
     step = default_alpha(epsilon, steps) if alpha is None else float(alpha)
-    return torchattacks.PGD(model, eps=float(epsilon), alpha=step, steps=int(steps),
-                            random_start=random_start)
+    common = dict(eps=float(epsilon), alpha=step, steps=int(steps), random_start=random_start)
+
+    def one() -> torchattacks.attack.Attack:
+        if norm == "l2":
+            return torchattacks.PGDL2(model, **common)
+        if loss == "ce":
+            return torchattacks.PGD(model, **common)
+        return torchattacks.UPGD(model, **common, loss=UPGD_LOSS[loss], decay=0.0, eot_iter=1)
+
+    return one() if restarts == 1 else torchattacks.MultiAttack([one() for _ in range(restarts)])
+
+
+def check_pgd(norm: str, loss: str, restarts: int) -> None:
+    check_norm("pgd", norm, NORMS)
+    if loss not in LOSSES:
+        raise ValueError(f"pgd: loss {loss!r} is not one of {', '.join(LOSSES)}")
+    if norm == "l2" and loss != "ce":
+        raise ValueError(f"pgd: loss {loss!r} needs norm 'linf' (torchattacks' PGDL2 has only "
+                         "cross-entropy; use apgd-dlr for DLR in L2)")
+    if restarts < 1:
+        raise ValueError(f"pgd: restarts must be at least 1, got {restarts}")
+
+
+def step_size(attack: torchattacks.attack.Attack) -> dict:
+    """The step size the attack really uses (the first restart's: they all share it)."""
+    first = attack.attacks[0] if isinstance(attack, torchattacks.MultiAttack) else attack
+    return {"alpha": float(first.alpha)}
 
 
 def pgd_sweep(
@@ -45,38 +84,25 @@ def pgd_sweep(
     batch_size: int | None = None,
     device: str | torch.device | None = None,
     *,
-    steps: int,
+    steps: int = defaults.PGD_STEPS,
     alpha: float | None = None,
     random_start: bool = True,
+    restarts: int = defaults.RESTARTS,
+    loss: str = defaults.PGD_LOSS,
+    norm: str = defaults.NORM,
     seed: int = 0,
     progress: bool = False,
 ) -> list[EpsilonResult]:
-    """One `EpsilonResult` per ε; the random starts of ε are seeded by `seed` alone."""
-    batch_size = batch_size or max(1, len(y))
-    device = x.device if device is None else device
-    results = []
-    with attack_mode(model, device):
-        zeros = entries = 0  # at the clean inputs, like the FGSM sweep, so the two compare
-        for xb, yb in iter_batches(x, y, batch_size, device):
-            z, n = zero_fraction(input_gradient(model, xb, yb))
-            zeros, entries = zeros + z, entries + n
-        zero_frac = zeros / entries if entries else float("nan")
-        for eps in (float(e) for e in epsilons):
-            attack = make_pgd(model, eps, steps, alpha, random_start)
-            eval_mode = is_eval_mode(model)
-            preds, linfs = [], []
-            with seeded(seed, device):
-                for xb, yb in iter_batches(x, y, batch_size, device, progress, f"pgd ε={eps:g}"):
-                    x_adv = attack(xb, yb)
-                    with torch.inference_mode():
-                        preds.append(model(x_adv).argmax(1).cpu())
-                    linfs.append(linf_per_sample(x_adv, xb).cpu())
-            results.append(EpsilonResult(
-                eps,
-                torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long),
-                torch.cat(linfs) if linfs else torch.zeros(0, dtype=x.dtype),
-                zero_frac, repr(attack), eval_mode))
-    return results
+    """One `EpsilonResult` per ε; the random starts of ε are seeded by `seed` alone.
+    `alpha=None` is 2.5·ε/steps for each ε (recorded resolved in `params["alpha"]`)."""
+    check_pgd(norm, loss, restarts)
+    params = {"attack": "pgd", "norm": norm, "steps": int(steps), "random_start": random_start,
+              "restarts": int(restarts), "loss": loss}
+    return attack_sweep(
+        model, x, y, epsilons, batch_size, device,
+        lambda eps: make_pgd(model, eps, steps, alpha, random_start, norm=norm, loss=loss,
+                             restarts=restarts),
+        params=params, seed=seed, progress=progress, describe=step_size)
 
 
 def pgd_attack(
@@ -91,10 +117,10 @@ def pgd_attack(
     seed: int | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Adversarial images for one batch on `x`'s device. The random start is seeded by
-    `seed`, else by a number drawn from `generator`, else 0."""
+    """Adversarial images for one batch on `x`'s device (L∞, cross-entropy). The random start
+    is seeded by `seed`, else by a number drawn from `generator`, else 0."""
     if seed is None:
         seed = 0 if generator is None else int(
             torch.randint(2**62, (1,), generator=generator, device=generator.device))
-    with attack_mode(model, x.device), seeded(seed, x.device):
+    with attack_mode(model, x.device), seeded_rng(seed, x.device):
         return make_pgd(model, epsilon, steps, alpha, random_start)(x, y)
