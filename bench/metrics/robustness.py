@@ -207,15 +207,15 @@ def _noise(acc_a: float, acc_b: float, n: int) -> float:
 
 def _where(context: dict) -> str:
     """", dataset digits, steps 10": the values that tell groups apart (unset ones left out)."""
-    return "".join(f", {k} {_fmt(v)}" for k, v in context.items() if not _missing(v))
+    return "".join(f", {k} {format_setting(v)}" for k, v in context.items() if not is_unset(v))
 
 
-def _fmt(value) -> str:
+def format_setting(value) -> str:
     """10.0 -> "10": integer settings become floats in a column that also holds None."""
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _missing(value) -> bool:
+def is_unset(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
