@@ -1,4 +1,5 @@
-"""Built-in architectures, the Normalized wrapper and loading users' models (weights_only)."""
+"""Built-in architectures, the Normalized wrapper, loading users' models (weights_only) as
+checkpoints come in the wild, and the check on probability outputs."""
 
 import functools
 import textwrap
@@ -9,7 +10,13 @@ from torch import nn
 
 from bench.errors import UserError
 from bench.models import MODELS
-from bench.models.build import build_classifier, load_user_model
+from bench.models.build import (
+    build_classifier,
+    load_user_model,
+    load_user_model_and_notes,
+    unwrap_checkpoint,
+)
+from bench.models.outputs import probability_output_warning
 from bench.models.normalize import Normalized
 from bench.suite.cell_configs import UserSource
 from bench.suite.schema import Normalization
@@ -147,3 +154,50 @@ def test_a_checkpoint_changed_after_planning_is_refused(user_pkg):
     src = source(path, checkpoint_sha256="0" * 64)
     with pytest.raises(UserError, match="changed after the suite was planned"):
         load_user_model(src, "mine")
+
+
+# -- checkpoints as they come in the wild --------------------------------------------------
+
+
+def test_unwrap_checkpoint_leaves_a_plain_state_dict_alone():
+    state = nn.Linear(2, 2).state_dict()
+    out, notes = unwrap_checkpoint(state)
+    assert out.keys() == state.keys() and notes == ()
+    partly = {"module.weight": torch.zeros(1), "bias": torch.zeros(1)}  # not all prefixed
+    assert unwrap_checkpoint(partly) == (partly, ())
+
+
+@pytest.mark.parametrize("wrap,expected_notes", [
+    (lambda s: {"state_dict": s, "epoch": 7, "best_acc": 0.5},
+     ["unwrapped the checkpoint's 'state_dict' entry (beside best_acc, epoch)"]),
+    (lambda s: {"model_state_dict": s, "optimizer_state_dict": {"state": {}}},
+     ["unwrapped the checkpoint's 'model_state_dict' entry (beside optimizer_state_dict)"]),
+    (lambda s: {"model": s}, ["unwrapped the checkpoint's 'model' entry"]),
+    (lambda s: {f"module.{k}": v for k, v in s.items()},
+     ["stripped DataParallel's 'module.' prefix from 2 keys"]),
+    (lambda s: {"model": {"state_dict": {f"module.{k}": v for k, v in s.items()}}},
+     ["unwrapped the checkpoint's 'model' entry", "unwrapped the checkpoint's 'state_dict' "
+      "entry", "stripped DataParallel's 'module.' prefix from 2 keys"]),
+])
+def test_wrapped_and_prefixed_checkpoints_load(user_pkg, tmp_path, wrap, expected_notes):
+    """Saved to disk as training scripts save them, loaded with weights_only=True."""
+    net, _ = user_pkg
+    path = tmp_path / "wrapped.pt"
+    torch.save(wrap(net.state_dict()), path)
+    loaded, notes = load_user_model_and_notes(source(path), "mine")
+    assert list(notes) == expected_notes
+    x = torch.rand(3, 1, 8, 8)
+    torch.testing.assert_close(loaded(x), net(x), rtol=0, atol=0)
+    assert load_user_model(source(path), "mine") is not None  # the plain entry point too
+
+
+def test_a_probability_output_model_is_warned_about():
+    logits = torch.randn(16, 10) * 3
+    warning = probability_output_warning(logits.softmax(1), "models.mine")
+    assert warning.startswith("models.mine: its outputs are probabilities")
+    assert "\n" not in warning
+    # Silent on what attacks handle correctly: logits and log-probabilities.
+    assert probability_output_warning(logits) is None
+    assert probability_output_warning(logits.log_softmax(1)) is None
+    assert probability_output_warning(torch.sigmoid(logits)) is None  # in [0, 1], not summing to 1
+    assert probability_output_warning(torch.ones(4, 1)) is None  # one output: not a distribution

@@ -37,7 +37,14 @@ def build_classifier(arch: str, normalize: Normalization | None,
 
 
 def load_user_model(source, model_name: str = "<model>") -> nn.Module:
-    """Build the user's model with its factory, load its checkpoint strictly, eval mode.
+    """Build the user's model with its factory, load its checkpoint strictly, eval mode."""
+    return load_user_model_and_notes(source, model_name)[0]
+
+
+def load_user_model_and_notes(source, model_name: str = "<model>"
+                              ) -> tuple[nn.Module, tuple[str, ...]]:
+    """`load_user_model`, plus what was done to the checkpoint to load it (see
+    `unwrap_checkpoint`), for the rows and the manifest.
 
     `source` is a UserSource or UserTarget. Every problem the user can fix is a one-line
     `UserError` naming the suite key.
@@ -55,8 +62,39 @@ def load_user_model(source, model_name: str = "<model>") -> nn.Module:
         raise UserError(f"{key}.factory: {source.factory!r} returned {type(model).__name__}, "
                         "expected a torch.nn.Module")
     state = load_state_dict_file(source.checkpoint, f"{key}.checkpoint", source.checkpoint_sha256)
+    state, notes = unwrap_checkpoint(state)
     load_strict(model, state, f"{key}.checkpoint", f"the model from {source.factory!r}")
-    return _maybe_normalized(model, source.normalize).eval()
+    return _maybe_normalized(model, source.normalize).eval(), notes
+
+
+# Where training scripts put the weights: Lightning and many repos ("state_dict"), the
+# PyTorch "general checkpoint" recipe ("model_state_dict"), and others ("model").
+WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
+DATA_PARALLEL_PREFIX = "module."
+
+
+def unwrap_checkpoint(state: Mapping) -> tuple[dict, tuple[str, ...]]:
+    """A state_dict as checkpoints come in the wild -> (plain state_dict, what was done).
+
+    Unwraps `{"state_dict": {...}, "epoch": ...}`-style wrappers (WRAPPER_KEYS, nested ones
+    too) and strips DataParallel's `module.` prefix when every key has it. A plain state_dict
+    comes back unchanged with no notes (its values are tensors, never a dict).
+    """
+    notes: list[str] = []
+    state = dict(state)
+    for _ in range(len(WRAPPER_KEYS)):
+        key = next((k for k in WRAPPER_KEYS if isinstance(state.get(k), Mapping)), None)
+        if key is None:
+            break
+        others = sorted(str(k) for k in state if k != key)
+        notes.append(f"unwrapped the checkpoint's {key!r} entry" + (
+            f" (beside {_few(others)})" if others else ""))
+        state = dict(state[key])
+    if state and all(str(k).startswith(DATA_PARALLEL_PREFIX) for k in state):
+        state = {k[len(DATA_PARALLEL_PREFIX):]: v for k, v in state.items()}
+        notes.append(f"stripped DataParallel's {DATA_PARALLEL_PREFIX!r} prefix from "
+                     f"{len(state)} keys")
+    return state, tuple(notes)
 
 
 def load_state_dict_file(path: str | Path, key: str, sha256: str | None = None) -> dict:
