@@ -21,8 +21,8 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo
 
 DEFAULT_NORM = "linf"
 # Largest meaningful ε per norm, in the units ε is written in (None: unbounded above).
-NORM_MAX: dict[str, float | None] = {"linf": 1.0}
-_UNITS = {"linf": "pixel units"}
+NORM_MAX: dict[str, float | None] = {"linf": 1.0, "l2": None}
+_UNITS = {"linf": "pixel units", "l2": "L2 units"}
 
 _NUMBER = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 _FRACTION = re.compile(rf"\s*({_NUMBER})\s*(?:/\s*({_NUMBER})\s*)?")

@@ -7,9 +7,24 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from bench import defaults
+from bench.suite.attack_options import (
+    ATTACK_KEYS,
+    ATTACK_NAMES,
+    ATTACK_NORMS,
+    AUTOATTACK_VERSIONS,
+    NORMS,
+    PGD_LOSSES,
+)
 from bench.suite.epsilon import Epsilon, StepSize
 from bench.suite.fields import (
     INT32_MAX,
@@ -139,17 +154,51 @@ class ModelConfig(Strict):
 
 class RobustnessConfig(Strict):
     models: list[Name] = Field(min_length=1)
-    attack: Literal["fgsm", "pgd"] = "fgsm"
+    attack: Literal[ATTACK_NAMES] = "fgsm"
+    # Before epsilons, alpha and loss: their validators read it (bench/suite/epsilon.py).
+    norm: Literal[NORMS] = defaults.NORM
     epsilons: list[Epsilon] = Field(min_length=1)
     split: Literal["train", "test"] = "test"
-    steps: Count = defaults.PGD_STEPS  # pgd only
+    steps: Count = defaults.PGD_STEPS  # pgd, apgd-*, fab*, autoattack (its gradient parts)
     alpha: StepSize | None = None  # pgd step; default 2.5*eps/steps
     random_start: bool = True  # pgd only
     batch_size: Count = defaults.EVAL_BATCH_SIZE
     limit: Count | None = None  # evaluate on a seeded subset
+    restarts: Count = defaults.RESTARTS  # pgd, apgd-*, fab*, square
+    loss: Literal[PGD_LOSSES] = defaults.PGD_LOSS  # pgd only
+    version: Literal[AUTOATTACK_VERSIONS] = defaults.AUTOATTACK_VERSION  # autoattack only
+    queries: Count = defaults.SQUARE_QUERIES  # square only
 
+    # Keys an attack does not take are errors (bench.suite.attack_options.ATTACK_KEYS).
     _attack_keys = used_only_with("attack", {
-        "steps": ("pgd",), "alpha": ("pgd",), "random_start": ("pgd",)})
+        key: tuple(a for a, keys in ATTACK_KEYS.items() if key in keys)
+        for key in ("steps", "alpha", "random_start", "restarts", "loss", "version", "queries")})
+
+    @field_validator("norm")
+    @classmethod
+    def _norm_of_attack(cls, norm: str, info: ValidationInfo) -> str:
+        attack = info.data.get("attack")
+        if attack is not None and norm not in ATTACK_NORMS[attack]:
+            raise ValueError(f"attack {attack!r} has no {norm!r} form in torchattacks (only "
+                             f"{', '.join(map(repr, ATTACK_NORMS[attack]))})")
+        return norm
+
+    @field_validator("loss")
+    @classmethod
+    def _loss_of_norm(cls, loss: str, info: ValidationInfo) -> str:
+        if loss != "ce" and info.data.get("norm") == "l2":
+            raise ValueError(f"loss {loss!r} needs norm = 'linf': torchattacks' L2 PGD (PGDL2) "
+                             "has only cross-entropy; use attack = 'apgd-dlr' for DLR in L2")
+        return loss
+
+    @field_validator("restarts")
+    @classmethod
+    def _restarts_need_random_start(cls, restarts: int, info: ValidationInfo) -> int:
+        if restarts > 1 and info.data.get("attack") == "pgd" and \
+                info.data.get("random_start") is False:
+            raise ValueError("restarts > 1 needs random_start = true (restarts from the clean "
+                             "point all find the same adversarial example)")
+        return restarts
 
 
 class GanConfig(Strict):
