@@ -44,7 +44,9 @@ class EpsilonResult:
     epsilon: float
     adv_pred: torch.Tensor  # int64 (N,) on the CPU: predictions on the adversarial inputs
     linf: torch.Tensor  # float (N,) on the CPU: L∞ norm of x_adv - x per sample
-    zero_grad_frac: float  # exactly-zero entries of the loss' input gradient at the clean x
+    # Exactly-zero entries of the CE input gradient at the clean x: over every example for
+    # FGSM, over the first defaults.ZERO_GRAD_SAMPLE for the other sweeps.
+    zero_grad_frac: float
     attack_repr: str  # repr() of the torchattacks object for this (model, ε)
     eval_mode: bool  # every module was in eval mode when the attack started
     adv_correct: torch.Tensor  # bool (N,) on the CPU: adv_pred == y, per example
