@@ -14,7 +14,8 @@ needed), the test split (450 images). Two budgets, because the overhead depends 
 work the attack does:
   robust  ε = 0.1 on 40 images in one batch: 40% survive every stage, so APGD-T, FAB-T and
           Square's 5000 queries run on them (a usual AutoAttack evaluation: the attack
-          dominates; a call takes about a minute on a loaded 2-core machine, so 3 rounds);
+          dominates; a call takes about a minute on a loaded 2-core machine, so 2 rounds
+          by default, which keeps the script under 10 minutes);
   broken  ε = 0.3 on the 450 images, batch 150: APGD-CE breaks every image and AutoAttack
           stops after its first stage, the cheapest AutoAttack there is, so bench's fixed
           per-image work weighs most.
@@ -115,7 +116,7 @@ def measure(name, model, x, y, eps, batch_size, rounds) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=21, help="rounds of the broken budget")
-    parser.add_argument("--robust-rounds", type=int, default=3)
+    parser.add_argument("--robust-rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--budgets", nargs="+", default=list(BUDGETS), choices=list(BUDGETS))
     args = parser.parse_args(argv)
