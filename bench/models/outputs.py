@@ -12,11 +12,15 @@ def probability_output_warning(outputs: torch.Tensor, name: str = "the model",
     """The warning text when every row of a batch of outputs is a probability vector
     (entries in [0, 1], summing to 1), else None.
 
-    Attacks apply cross-entropy to the outputs as if they were logits. On probabilities,
-    log-softmax of values in [0, 1] barely moves, so the loss and its gradient nearly vanish
-    and every gradient attack looks weaker than it is. Log-probabilities (log_softmax, as the
-    PyTorch MNIST and FGSM-tutorial nets return) are fine: cross-entropy on them equals
-    cross-entropy on the logits.
+    Attacks take the outputs for logits. Cross-entropy (and the margin and DLR losses) on
+    probabilities is a flattened loss: a softmax of values in [0, 1] moves little, so the
+    loss varies by at most about 1 over all inputs, and its gradient vanishes where the
+    model's softmax saturates (Carlini & Wagner 2017 attack logits for this reason). Attacks
+    that only use the gradient's sign (FGSM, PGD in L∞) mostly keep their direction; those
+    that use the loss's value or the gradient's size (APGD's step-size rule, FAB's
+    linearisation) can come out weaker, overstating robustness. Log-probabilities
+    (log_softmax, as the PyTorch MNIST and FGSM-tutorial nets return) are fine: cross-entropy
+    on them equals cross-entropy on the logits.
     """
     out = outputs.detach().float()
     if out.dim() != 2 or out.shape[0] == 0 or out.shape[1] < 2:
@@ -26,6 +30,6 @@ def probability_output_warning(outputs: torch.Tensor, name: str = "the model",
     if not (in_range and sums_to_one):
         return None
     return (f"{name}: its outputs are probabilities (each row is in [0, 1] and sums to 1); "
-            "attacks take them for logits, and cross-entropy on probabilities weakens every "
-            "gradient attack, overstating robustness. Return logits (drop the final softmax) "
-            "or log-probabilities")
+            "attacks take them for logits, and their losses on probabilities are flattened and "
+            "vanish where the softmax saturates, which can make attacks look weaker than they "
+            "are. Return logits (drop the final softmax) or log-probabilities")
