@@ -16,8 +16,8 @@ from bench.models.build import (
     load_user_model_and_notes,
     unwrap_checkpoint,
 )
-from bench.models.outputs import probability_output_warning
 from bench.models.normalize import Normalized
+from bench.models.outputs import probability_output_warning
 from bench.suite.cell_configs import UserSource
 from bench.suite.schema import Normalization
 

@@ -41,7 +41,7 @@ def test_cifar10_linf_suite(tmp_path, capsys):
     rob = load_suite(path).suite.robustness[0]
     assert (rob.attack, rob.version, rob.norm, rob.epsilons, rob.steps) == (
         "autoattack", "standard", "linf", [8 / 255], 100)
-    model = load_user_model(cell.config["source"], "mine")
+    model = load_user_model(cell.config.source, "mine")
     x = torch.rand(2, 3, 32, 32)
     torch.testing.assert_close(model(x), net.eval()(x))
 
@@ -55,9 +55,9 @@ def test_mnist_fgsm_tutorial_suite(tmp_path, capsys):
     torch.save(net.state_dict(), tmp_path / "data" / "lenet_mnist_model.pth")
     assert main(["validate", str(path)]) == 0
     (cell,) = robustness_cells(path)
-    assert cell.config["attack"] == "fgsm"
-    assert cell.config["epsilons"] == pytest.approx([0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3])
-    model = load_user_model(cell.config["source"], "lenet")
+    assert cell.config.attack == "fgsm"
+    assert cell.config.epsilons == pytest.approx([0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3])
+    model = load_user_model(cell.config.source, "lenet")
     x = torch.rand(2, 1, 28, 28)
     torch.testing.assert_close(model(x), net.eval()((x - 0.1307) / 0.3081))
 

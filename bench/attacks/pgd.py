@@ -14,7 +14,7 @@
   as robust only if it survives every restart.
 
 torchattacks draws the random start from the global torch RNG, so every call runs inside
-`seeded_rng`: results are reproducible, one ε's result does not depend on the other ε in the
+`bench.seeding.seeded`: results are reproducible, one ε's result does not depend on the other ε in the
 list, and the caller's RNG state is untouched.
 """
 
@@ -28,8 +28,8 @@ from torch import nn
 
 from bench import defaults
 from bench.attacks import EpsilonResult, attack_mode, check_norm
-from bench.attacks.rng import seeded_rng
 from bench.attacks.sweep import attack_sweep
+from bench.seeding import seeded
 
 NORMS = ("linf", "l2")
 LOSSES = ("ce", "dlr", "cw")
@@ -122,5 +122,5 @@ def pgd_attack(
     if seed is None:
         seed = 0 if generator is None else int(
             torch.randint(2**62, (1,), generator=generator, device=generator.device))
-    with attack_mode(model, x.device), seeded_rng(seed, x.device):
+    with attack_mode(model, x.device), seeded(seed, x.device):
         return make_pgd(model, epsilon, steps, alpha, random_start)(x, y)

@@ -1,7 +1,7 @@
 """The ε sweep shared by every attack that is one torchattacks object per (model, ε).
 
 For each ε: a fresh attack object (`make_attack(eps)`), the batches in order, all under
-`seeded_rng(seed)`. torchattacks draws random starts from the global RNG, and APGD, FAB and
+`bench.seeding.seeded(seed)`. torchattacks draws random starts from the global RNG, and APGD, FAB and
 Square even call `torch.manual_seed(self.seed)` themselves; forking the RNG keeps both
 away from the caller's state and makes one ε's result independent of the other ε listed.
 Calling the same attack on the same batches with the same seed gives the same adversarial
@@ -27,7 +27,7 @@ from bench.attacks import (
     linf_per_sample,
     zero_fraction,
 )
-from bench.attacks.rng import seeded_rng
+from bench.seeding import seeded
 
 AttackFactory = Callable[[float], torchattacks.attack.Attack]
 
@@ -60,7 +60,7 @@ def attack_sweep(
         for eps in (float(e) for e in epsilons):
             attack = make_attack(eps)
             eval_mode = is_eval_mode(model)
-            with seeded_rng(seed, device):
+            with seeded(seed, device):
                 pred, linf, l2 = _attack_batches(model, attack, x, y, batch_size, device,
                                                  progress, f"{params['attack']} ε={eps:g}")
             extra = dict(describe(attack)) if describe is not None else {}
