@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="always start a new run instead of resuming an unfinished one")
     run.add_argument("--executor", choices=["local", "ray"], help="override [suite].executor")
     run.add_argument("--ray-address", help="Ray cluster address ('auto' joins a running cluster)")
+    run.add_argument("--workers", type=_positive_int,
+                     help="cells run at once by the local executor, each in a worker process "
+                          "(default: [suite].workers, else cores // threads; 1: in-process)")
     run.add_argument("--device", help="override [suite].device (auto, cpu, cuda, cuda:N)")
     run.add_argument("--cache-dir", type=Path,
                      help=f"trained weights and FID statistics (default: RESULTS_DIR/{defaults.CACHE_SUBDIR})")
@@ -86,6 +89,8 @@ def cmd_run(args) -> int:
     from bench.runner import run_suite
 
     options = {"address": args.ray_address} if args.ray_address else {}
+    if args.workers is not None:
+        options["workers"] = args.workers
     outcome = run_suite(args.suite, results_dir=args.results_dir, run_id=args.run_id,
                         resume=args.resume, executor=args.executor, executor_options=options,
                         device=args.device, cache_dir=args.cache_dir,
@@ -95,6 +100,12 @@ def cmd_run(args) -> int:
     if outcome.failed:
         print(f"see {outcome.run_dir / 'tables' / 'cells.csv'} for the reasons", file=sys.stderr)
     return outcome.exit_code
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return int(text)
 
 
 def cmd_validate(args) -> int:

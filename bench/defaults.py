@@ -9,8 +9,15 @@ DEVICE = "auto"
 # torch threads per CPU cell. 1 keeps CPU numbers identical across machines and executors
 # (kernels round differently with other thread counts) and lets Ray run cells side by side.
 THREADS = 1
+# Cells the local executor runs at once, each in its own worker process: "auto" is
+# cores // threads on the CPU (so every core is busy and each cell keeps its thread count),
+# and 1 on a CUDA device (cells would share the one GPU). 1 runs cells in-process, one by one.
+WORKERS = "auto"
 RAY_NUM_GPUS = 1.0
 RAY_MAX_RETRIES = 3
+# Seconds a Ray task may wait to be scheduled while the cluster should have room for it
+# (lost node, resources taken by another job); then its cell fails with that reason.
+RAY_SCHEDULE_TIMEOUT = 300.0
 EXECUTOR = "local"
 
 DIGITS_TEST_FRACTION = 0.25

@@ -54,7 +54,8 @@ def run_suite(suite_path: str | Path, *, results_dir: str | Path = defaults.RESU
     device = provenance.resolve_device(device or meta.device)
     executor_name = executor or meta.executor
     options = {"address": meta.ray_address, "num_gpus": meta.ray_num_gpus,
-               "max_retries": meta.ray_max_retries} if executor_name == "ray" else {}
+               "max_retries": meta.ray_max_retries, "schedule_timeout": meta.ray_schedule_timeout
+               } if executor_name == "ray" else {"workers": meta.workers}
     options |= executor_options or {}
     runner = EXECUTORS.get(executor_name)(**options)
 
@@ -68,6 +69,7 @@ def run_suite(suite_path: str | Path, *, results_dir: str | Path = defaults.RESU
                  cache_dir=Path(cache_dir) if cache_dir else results_dir / defaults.CACHE_SUBDIR,
                  threads=os.cpu_count() or 1 if threads == "all" else threads, code=code,
                  reuse_other_code=reuse_other_code)
+    runner.prepare(cells, env.device, env.threads)  # refuses what cannot run: no folder yet
     with RunLock(run_dir):
         return _run_locked(loaded, cells, store, runner, executor_name, env, report)
 
@@ -78,6 +80,7 @@ def _run_locked(loaded: LoadedSuite, cells: list[Cell], store: RunStore, runner,
     done = {i: r for i, r in store.read_cells().items() if i in planned and _reusable(r)}
     manifest = _start_manifest(store, loaded, cells, executor_name, env, done)
     manifest["cell_threads"] = env.threads
+    manifest["sessions"][-1].update(runner.describe())  # e.g. the local executor's workers
     store.write_manifest(manifest)
     session = len(manifest["sessions"]) - 1
     bar = CellProgress(len(cells), already_ok=len(done), enabled=env.progress)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import time
@@ -21,6 +22,10 @@ from bench.suite.plan import Cell
 # cell: it first creates `<folder>/<cell id>.killed`, so the next attempt runs normally.
 # Pre-create a cell's marker to spare it. Never set this outside tests.
 TEST_KILL_ONCE_ENV = "BENCH_TEST_KILL_ONCE"
+
+# Cells that time themselves. Every executor runs them alone, with no other cell of the run
+# beside them, and stamps each of their rows with `ran_alone` (stamp_alone).
+EXCLUSIVE_KINDS = frozenset({"throughput"})
 
 
 def execute_cell(cell: Cell, inputs: dict[str, CellResult], env: RunEnv, attempts: int = 1) -> CellRecord:
@@ -72,13 +77,27 @@ def dependency_failure(cell: Cell, done: dict[str, CellRecord]) -> CellRecord | 
     """A cell whose dependency failed fails too, naming the dependency, without running."""
     for role, dep in cell.deps.items():
         if dep in done and not done[dep].ok:
-            now = utc_now()
-            return CellRecord(id=cell.id, kind=cell.kind, label=cell.label,
-                              config=cell.config.as_dict(), deps=cell.deps, status="failed",
-                              started_utc=now, finished_utc=now, seconds=0.0, attempts=0,
-                              reason=f"dependency {role} ({done[dep].label}) failed: "
-                                     f"{done[dep].reason}")
+            return failed_record(cell, f"dependency {role} ({done[dep].label}) failed: "
+                                       f"{done[dep].reason}", attempts=0, seconds=0.0)
     return None
+
+
+def failed_record(cell: Cell, reason: str, attempts: int = 1, seconds: float | None = None,
+                  records: dict | None = None) -> CellRecord:
+    """A cell that failed outside its own code (a dead worker, a failed dependency...)."""
+    now = utc_now()
+    return CellRecord(id=cell.id, kind=cell.kind, label=cell.label, config=cell.config.as_dict(),
+                      deps=cell.deps, status="failed", reason=reason, started_utc=now,
+                      finished_utc=now, seconds=seconds, attempts=attempts, records=records or {})
+
+
+def stamp_alone(record: CellRecord, alone: bool) -> CellRecord:
+    """Say in every row of a timing cell whether another cell ran beside it."""
+    if record.kind not in EXCLUSIVE_KINDS:
+        return record
+    records = {table: [row | {S.RAN_ALONE: alone} for row in rows]
+               for table, rows in record.records.items()}
+    return dataclasses.replace(record, records=records)
 
 
 def as_result(record: CellRecord) -> CellResult:

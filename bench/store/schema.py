@@ -24,6 +24,8 @@ THROUGHPUT_AGG = "throughput_agg"
 ERRORS = "errors"  # the traceback of a cell that failed unexpectedly
 
 CELL_ID = "cell_id"  # added to every record row by the store
+RAN_ALONE = "ran_alone"  # added to every throughput row by the executor: no other cell beside it
+ADDED_BY_RUN = (CELL_ID, RAN_ALONE)  # declared columns that the cells themselves do not set
 
 # The columns of each record table, in the order they are stored. Aggregate tables are derived
 # (bench/analysis) and named after these: <value>_mean, _std, _ci_low, _ci_high, n_seeds.
@@ -53,7 +55,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
                  "cuda_version", "threads", "warmup", "repeats", "timing_method", "times_s",
                  "median_s", "q1_s", "q3_s", "iqr_s", "images_per_step", "images_per_s",
                  "flops_per_step", "achieved_tflops", "peak_tflops", "peak_source", "mfu",
-                 "peak_memory_bytes", "memory_kind", "skipped", "skip_reason"),
+                 "peak_memory_bytes", "memory_kind", "skipped", "skip_reason", RAN_ALONE),
     ERRORS: ("traceback",),
 }
 
@@ -61,7 +63,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 def row(table: str, **values) -> dict:
     """One record of `table`: every declared column, in the declared order."""
     columns = COLUMNS[table]
-    missing = [c for c in columns if c not in values and c != CELL_ID]
+    missing = [c for c in columns if c not in values and c not in ADDED_BY_RUN]
     unknown = sorted(set(values) - set(columns))
     if missing or unknown:
         raise KeyError(f"{table} record: missing {missing}, undeclared {unknown} "

@@ -58,8 +58,10 @@ class SuiteMeta(Strict):
     executor: Literal["local", "ray"] = defaults.EXECUTOR
     ray_address: str | None = None
     threads: Count | Literal["all"] = defaults.THREADS  # per CPU cell
+    workers: Count | Literal["auto"] = defaults.WORKERS  # local executor: cells at once
     ray_num_gpus: Positive = defaults.RAY_NUM_GPUS  # per cell on CUDA
     ray_max_retries: NonNegativeCount = defaults.RAY_MAX_RETRIES  # worker deaths
+    ray_schedule_timeout: Positive = defaults.RAY_SCHEDULE_TIMEOUT  # seconds unscheduled
     inception_weights: PathStr | None = None  # local torch-fidelity Inception weights file
 
     @field_validator("seeds")

@@ -1,0 +1,106 @@
+"""Worker processes of the parallel local executor, as seen from the driver.
+
+Each `WorkerProcess` is a `concurrent.futures.ProcessPoolExecutor` with one process. One
+pool of N processes would do the scheduling for us, but when one of its processes dies it
+marks every cell in flight as broken, and cannot say which cell killed it. With one pool per
+worker, a death breaks exactly one future: that cell fails with the reason, a fresh process
+takes the worker's place, and the other cells run on.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
+
+from bench.executors import worker
+
+STOP_GRACE_SECONDS = 10.0  # how long a stopped worker may take to unwind its cell
+
+
+class WorkerProcess:
+    """One worker process, started on first use and again after it dies."""
+
+    def __init__(self, index: int):
+        self.index = index
+        self.pool: ProcessPoolExecutor | None = None
+        self.processes: list = []  # multiprocessing.Process objects this worker has had
+
+    def submit(self, fn, *args) -> Future:
+        if self.pool is None:
+            self.pool = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                initializer=worker.init_worker, initargs=(os.getpid(),))
+        with _children_ignore_sigint():
+            future = self.pool.submit(fn, *args)  # starts the process if there is none yet
+        # Private, but the only place the Process objects live; we need them for the exit
+        # code of a dead worker and to stop a live one (Python 3.14 adds terminate_workers).
+        for proc in (getattr(self.pool, "_processes", None) or {}).values():
+            if proc not in self.processes:
+                self.processes.append(proc)
+        return future
+
+    def death(self) -> str:
+        """Why this worker's process ended, for the failed cell's reason."""
+        proc = self.processes[-1] if self.processes else None
+        if proc is None:
+            return "its exit code is unknown"
+        proc.join(timeout=STOP_GRACE_SECONDS)  # the pool has terminated it; collect the code
+        code = proc.exitcode
+        if code is None:
+            return "its exit code is unknown"
+        if code < 0:
+            name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+            hint = " (the kernel's OOM killer sends SIGKILL)" if name == "SIGKILL" else ""
+            return f"killed by {name}{hint}"
+        return f"exit code {code}"
+
+    def replace(self) -> None:
+        """Drop a broken pool: the next submit starts a fresh process."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        self.pool = None
+
+    def shutdown(self) -> None:
+        """At the end of a run: the idle process exits."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+        self.pool = None
+
+    def stop(self) -> None:
+        """On Ctrl-C or SIGTERM: SIGTERM (the cell unwinds), then SIGKILL after a grace period."""
+        live = [p for p in self.processes if p.is_alive()]
+        for proc in live:
+            proc.terminate()
+        for proc in live:
+            proc.join(timeout=STOP_GRACE_SECONDS)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool = None
+
+
+@contextmanager
+def _children_ignore_sigint():
+    """Processes started in this block ignore SIGINT from their first instruction on.
+
+    An ignored signal stays ignored across exec, so the worker is started while the driver
+    ignores SIGINT. The driver blocks SIGINT meanwhile: on Linux a blocked signal stays
+    pending even while ignored, and reaches the driver's own handler once unblocked, so a
+    Ctrl-C in this window is delayed, not lost.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread; workers then inherit the default
+        return
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
