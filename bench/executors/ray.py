@@ -6,6 +6,15 @@ as the dependency finishes: each model is trained once and evaluated by many tas
 nothing waits that need not. Records come back to the driver, which alone writes the run
 folder (through `on_done`) as each task finishes.
 
+Never hangs: a per-cell request that no node can hold is refused before anything runs
+(bench.executors.ray_cluster), and a task that stays unscheduled for `schedule_timeout`
+seconds while the cluster should have room for it fails its cell with that reason. Tasks
+tell a small actor when they start (Ray does not tell the driver), which also makes the
+progress display's running count exact.
+
+Timing cells (throughput) run alone: they are held back until no other task of the run is
+pending, then submitted one at a time.
+
 Faults: a task whose worker process dies is retried by Ray (`max_retries`); a cell that
 still fails is recorded as failed with its reason, and its dependants as dependency
 failures; the rest of the suite goes on. Ctrl-C (or SIGTERM) cancels the tasks in flight
@@ -17,22 +26,27 @@ Ray is an optional extra, imported only when this executor is used.
 from __future__ import annotations
 
 import dataclasses
-import signal
-import threading
+import time
 from typing import Callable
 
+from bench import defaults
 from bench.cells import RunEnv
 from bench.errors import UserError
-from bench.executors.execute import as_result, dependency_failure, execute_cell
+from bench.executors.execute import (
+    EXCLUSIVE_KINDS,
+    as_result,
+    dependency_failure,
+    execute_cell,
+    failed_record,
+    stamp_alone,
+)
 from bench.executors.progress import CellProgress
-from bench.provenance import utc_now
+from bench.executors.ray_cluster import capacity, check_feasible, connect, describe, import_ray
 from bench.store import schema as S
 from bench.store.run_store import CellRecord
 from bench.suite.plan import Cell
 
-DEFAULT_NUM_GPUS = 1.0  # per cell on a CUDA device
-DEFAULT_MAX_RETRIES = 3  # extra attempts for a task whose worker process died
-WAIT_SECONDS = 1.0  # how often the driver wakes up to notice Ctrl-C / SIGTERM
+WAIT_SECONDS = 1.0  # how often the driver wakes up to notice Ctrl-C / SIGTERM / stuck tasks
 CANCEL_GRACE_SECONDS = 10.0  # how long Ctrl-C waits for cancelled tasks to stop
 
 
@@ -40,19 +54,25 @@ class RayExecutor:
     """Options: `address` comes from `--ray-address` or the suite's `ray_address`; all of
     them can be passed as `run_suite(..., executor_options={...})`.
 
-    address      None starts a local Ray instance for this run (shut down afterwards);
-                 "auto" or "HOST:PORT" joins a running cluster. If Ray is already
-                 initialised in this process, that session is used as it is.
-    num_cpus     CPUs requested per cell; default: the suite's `threads`, the torch thread
-                 count every CPU cell runs with (execute_cell sets it, as in a local run).
-    num_gpus     GPUs requested per cell when the run's device is CUDA (CPU cells ask none).
-    max_retries  retries of a task whose worker died (crash, OOM kill, lost node).
-    runtime_env  a Ray runtime_env dict for every task (env_vars, working_dir, pip...).
+    address           None starts a local Ray instance for this run (shut down afterwards);
+                      "auto" or "HOST:PORT" joins a running cluster. If Ray is already
+                      initialised in this process, that session is used as it is.
+    num_cpus          CPUs requested per cell; default: the suite's `threads`, the torch thread
+                      count every CPU cell runs with (execute_cell sets it, as in a local run).
+    num_gpus          GPUs requested per cell when the run's device is CUDA (CPU cells ask none).
+    max_retries       retries of a task whose worker died (crash, OOM kill, lost node).
+    schedule_timeout  seconds a task may stay unscheduled while the cluster should have room.
+    runtime_env       a Ray runtime_env dict for every task (env_vars, working_dir, pip...).
     """
 
     def __init__(self, address: str | None = None, num_cpus: float | None = None,
-                 num_gpus: float = DEFAULT_NUM_GPUS, max_retries: int = DEFAULT_MAX_RETRIES,
-                 runtime_env: dict | None = None):
+                 num_gpus: float = defaults.RAY_NUM_GPUS,
+                 max_retries: int = defaults.RAY_MAX_RETRIES,
+                 schedule_timeout: float = defaults.RAY_SCHEDULE_TIMEOUT,
+                 runtime_env: dict | None = None, workers: int | str | None = None):
+        if workers is not None:
+            raise UserError("--workers is for the local executor; the ray executor runs as many "
+                            "cells at once as the cluster holds (threads CPUs each)")
         self.ray = import_ray()
         if num_cpus is not None and not num_cpus > 0:
             raise UserError(f"ray executor: num_cpus must be > 0, got {num_cpus}")
@@ -60,44 +80,57 @@ class RayExecutor:
             raise UserError(f"ray executor: num_gpus must be > 0, got {num_gpus}")
         if int(max_retries) != max_retries or max_retries < 0:
             raise UserError(f"ray executor: max_retries must be an integer >= 0, got {max_retries}")
+        if not schedule_timeout > 0:
+            raise UserError(f"ray executor: schedule_timeout must be > 0, got {schedule_timeout}")
         self.address = address
         self.num_cpus, self.num_gpus, self.max_retries = num_cpus, num_gpus, int(max_retries)
+        self.schedule_timeout = float(schedule_timeout)
         self.runtime_env = runtime_env
+        self.connected, self.started_ray = False, False
+
+    def prepare(self, cells: list[Cell], device: str, threads: int) -> None:
+        """Join or start Ray, and refuse a per-cell request that no node can hold."""
+        del cells
+        if self.connected:
+            return
+        self.started_ray, self.connected = connect(self.ray, self.address), True
+        request = self.request(device, threads)
+        why = (f"num_cpus = {self.num_cpus:g}" if self.num_cpus is not None
+               else f"[suite] threads = {threads}")
+        if "GPU" in request:
+            why += f", ray_num_gpus = {self.num_gpus:g} on {device}"
+        try:
+            check_feasible(self.ray, request, why)
+        except UserError:
+            self.disconnect()
+            raise
+
+    def describe(self) -> dict:
+        return {"ray_address": self.address}
 
     # -- the driver loop -----------------------------------------------------------------
     def run(self, cells: list[Cell], done: dict[str, CellRecord], env: RunEnv,
             on_done: Callable[[CellRecord], None], progress: CellProgress) -> None:
         if all(cell.id in done for cell in cells):
-            return  # a resumed run with nothing left to do need not start Ray
-        started_ray = self._connect()
+            self.disconnect()
+            return  # a resumed run with nothing left to do
+        self.prepare(cells, env.device, env.threads)  # if the runner has not
         try:
             _Run(self, cells, done, self._task_env(env), on_done, progress).loop()
         finally:
-            if started_ray:
-                self.ray.shutdown()
+            self.disconnect()
 
-    def _connect(self) -> bool:
-        """Join or start Ray; True if this call started it (and so must shut it down)."""
-        ray = self.ray
-        if ray.is_initialized():
-            return False
-        main = threading.current_thread() is threading.main_thread()
-        previous = signal.getsignal(signal.SIGTERM) if main else None
-        try:
-            ray.init(address=self.address)
-        except ConnectionError as exc:
-            raise UserError(f"cannot connect to a Ray cluster at {self.address!r}: {exc} "
-                            "(start one with `ray start --head`, or leave out --ray-address "
-                            "to start a local instance)") from None
-        finally:
-            if previous is not None:  # None: not settable from Python (set in C, or not main)
-                # ray.init replaces the SIGTERM handler with one that exits at once; the
-                # runner's handler turns SIGTERM into a clean interrupt instead.
-                signal.signal(signal.SIGTERM, previous)
-        return True
+    def disconnect(self) -> None:
+        if self.started_ray:
+            self.ray.shutdown()
+        self.connected, self.started_ray = False, False
 
-    def cpus_per_cell(self, env: RunEnv) -> float:
-        return self.num_cpus if self.num_cpus is not None else env.threads
+    def request(self, device: str, threads: int) -> dict[str, float]:
+        """The resources each cell asks for."""
+        request = {"CPU": self.num_cpus if self.num_cpus is not None else float(threads)}
+        if device.startswith("cuda"):
+            request["GPU"] = self.num_gpus
+        return request
 
     def _task_env(self, env: RunEnv) -> RunEnv:
         # Workers may run in another folder: hand them absolute paths. A task with a GPU
@@ -109,13 +142,27 @@ class RayExecutor:
                                    artifacts_dir=env.artifacts_dir.resolve())
 
     def task_options(self, cell: Cell, env: RunEnv) -> dict:
-        options = {"num_cpus": self.cpus_per_cell(env), "num_gpus": 0, "max_retries": self.max_retries,
-                   "retry_exceptions": False, "name": f"bench {cell.label}"}
-        if env.device.startswith("cuda"):
-            options["num_gpus"] = self.num_gpus
+        request = self.request(env.device, env.threads)
+        options = {"num_cpus": request["CPU"], "num_gpus": request.get("GPU", 0),
+                   "max_retries": self.max_retries, "retry_exceptions": False,
+                   "name": f"bench {cell.label}"}
         if self.runtime_env is not None:
             options["runtime_env"] = self.runtime_env
         return options
+
+
+class StartLog:
+    """A Ray actor (no CPU) that each task tells when it starts: Ray does not tell the driver."""
+
+    def __init__(self):
+        self.ids: list[str] = []
+
+    def mark(self, cell_id: str) -> None:
+        self.ids.append(cell_id)
+
+    def drain(self) -> list[str]:
+        ids, self.ids = self.ids, []
+        return ids
 
 
 class _Run:
@@ -125,71 +172,110 @@ class _Run:
                  env: RunEnv, on_done: Callable[[CellRecord], None], progress: CellProgress):
         self.ex, self.ray, self.env = executor, executor.ray, env
         self.cells, self.done = cells, dict(done)
-        self.by_id = {c.id: c for c in cells}
         self.on_done, self.progress = on_done, progress
         self.refs: dict[str, object] = {}  # cell id -> ObjectRef of its task
         self.pending: dict[object, Cell] = {}  # ObjectRef -> cell, for tasks not yet journaled
-        # The progress bar: Ray does not tell the driver when a task starts, so a cell counts
-        # as running once its inputs are ready (Ray may start it), up to as many cells as
-        # the cluster has room for; the others wait in `runnable`, in plan order.
-        self.runnable: list[str] = []
-        self.running: set[str] = set()
-        self.slots = self.capacity()
+        self.held: list[Cell] = []  # timing cells (and their dependants): one at a time, alone
+        self.shared: set[str] = set()  # cells submitted while another task was pending
+        self.started: set[str] = set()  # cells whose task has started (told by the StartLog)
+        self.waiting: dict[str, float] = {}  # cell id -> since when it should have started
+        self.request = executor.request(env.device, env.threads)
+        self.slots = capacity(self.ray, self.request)
         self.task = self.ray.remote(run_cell_task)
+        self.log = self.ray.remote(num_cpus=0)(StartLog).remote()
 
     def loop(self) -> None:
         order = {c.id: i for i, c in enumerate(self.cells)}
         try:
             self.submit_all()
-            while self.pending:
+            while self.pending or self.held:
+                if not self.pending:
+                    self.submit_held()
+                    continue
                 ready, rest = self.ray.wait(list(self.pending), num_returns=1, timeout=WAIT_SECONDS)
                 if not ready:  # quiet for a while: the cluster may have grown or shrunk
-                    self.slots = self.capacity()
-                    self.fill_running()
+                    self.slots = capacity(self.ray, self.request)
                 elif rest:  # collect everything else that is ready too, in one go
                     ready += self.ray.wait(rest, num_returns=len(rest), timeout=0)[0]
+                self.poll_starts()
                 for ref in sorted(ready, key=lambda r: order[self.pending[r].id]):
                     if ref in self.pending:  # not already settled as another's dependency
                         self.settle(ref)
+                self.fail_unscheduled()
         finally:
             # Still pending only if interrupted (Ctrl-C, SIGTERM, an error in on_done):
             # stop that work. Finished cells are already journaled.
             self.cancel_pending()
+            self.ray.kill(self.log)
 
     def submit_all(self) -> None:
+        held_ids: set[str] = set()
         for cell in self.cells:
             if cell.id in self.done:
                 continue
             failed = dependency_failure(cell, self.done)
             if failed is not None:  # a resumed run whose dependency failed before
                 self.record(failed, ran=False)
-                continue
-            args = [self.refs[d] if d in self.refs else self.done[d] for d in cell.deps.values()]
-            ref = self.task.options(**self.ex.task_options(cell, self.env)).remote(
-                cell, self.env, *args)
-            self.refs[cell.id], self.pending[ref] = ref, cell
-            self.mark_runnable(cell)
-        self.fill_running()
+            elif cell.kind in EXCLUSIVE_KINDS or held_ids & set(cell.deps.values()):
+                self.held.append(cell)
+                held_ids.add(cell.id)
+            else:
+                self.submit(cell)
 
-    def capacity(self) -> int:
-        """How many cells the cluster can run at once, by the resources each one asks for."""
-        total = self.ray.cluster_resources()
-        slots = total.get("CPU", 0) / self.ex.cpus_per_cell(self.env)
-        if self.env.device.startswith("cuda"):
-            slots = min(slots, total.get("GPU", 0) / self.ex.num_gpus)
-        return max(1, int(slots))
+    def submit_held(self) -> None:
+        """Nothing else is pending: the next held cell runs alone."""
+        cell = self.held.pop(0)
+        failed = dependency_failure(cell, self.done)
+        if failed is not None:
+            self.record(failed, ran=False)
+        else:
+            self.submit(cell)
 
-    def mark_runnable(self, cell: Cell) -> None:
-        if all(d in self.done and self.done[d].ok for d in cell.deps.values()):
-            self.runnable.append(cell.id)
+    def submit(self, cell: Cell) -> None:
+        args = [self.refs[d] if d in self.refs else self.done[d] for d in cell.deps.values()]
+        ref = self.task.options(**self.ex.task_options(cell, self.env)).remote(
+            cell, self.env, self.log, *args)
+        if self.pending:
+            self.shared.add(cell.id)
+            self.shared.update(c.id for c in self.pending.values())
+        self.refs[cell.id], self.pending[ref] = ref, cell
 
-    def fill_running(self) -> None:
-        for cell_id in self.runnable:
-            if len(self.running) >= self.slots:
-                break
-            if cell_id not in self.running:
-                self.running.add(cell_id)
-                self.progress.started(self.by_id[cell_id].label)
+    def poll_starts(self) -> None:
+        """Cells whose task has started since the last poll count as running."""
+        for cell_id in self.ray.get(self.log.drain.remote()):
+            if cell_id not in self.started and self.refs.get(cell_id) in self.pending:
+                self.started.add(cell_id)
+                self.waiting.pop(cell_id, None)
+                self.progress.started(self.pending[self.refs[cell_id]].label)
+
+    def fail_unscheduled(self) -> None:
+        """Fail the cells that should have started `schedule_timeout` ago and have not.
+
+        A cell "should have started" when its dependencies are done and fewer of this run's
+        tasks run than the cluster has room for (plan order decides which cells fill that
+        room): so waiting behind this run's own tasks never counts, and a task waiting for
+        resources held elsewhere (another job, a lost node) counts from the moment it could
+        have run.
+        """
+        running = sum(cell.id in self.started for cell in self.pending.values())
+        runnable = [cell for cell in self.pending.values() if cell.id not in self.started
+                    and all(d in self.done and self.done[d].ok for d in cell.deps.values())]
+        expected = {cell.id: cell for cell in runnable[:max(0, self.slots - running)]}
+        now = time.monotonic()
+        self.waiting = {i: self.waiting.get(i, now) for i in expected}
+        for cell_id, since in list(self.waiting.items()):
+            if now - since > self.ex.schedule_timeout:
+                self.unscheduled(expected[cell_id])
+
+    def unscheduled(self, cell: Cell) -> None:
+        ref = self.refs[cell.id]
+        self.ray.cancel(ref, force=False)
+        del self.pending[ref], self.waiting[cell.id]
+        free, total = self.ray.available_resources(), self.ray.cluster_resources()
+        reason = (f"not scheduled within {self.ex.schedule_timeout:g} s (ray_schedule_timeout): "
+                  f"it asks for {describe(self.request, self.request)}; the cluster has "
+                  f"{describe(free, self.request)} free of {describe(total, self.request)}")
+        self.record(failed_record(cell, reason, attempts=0), ran=False)
 
     def settle(self, ref) -> None:
         cell = self.pending.pop(ref)
@@ -198,15 +284,9 @@ class _Run:
         for dep in cell.deps.values():
             if self.refs.get(dep) in self.pending:
                 self.settle(self.refs[dep])
-        if cell.id in self.runnable:
-            self.runnable.remove(cell.id)
-        ran = cell.id in self.running
-        self.running.discard(cell.id)
-        self.record(self.fetch(ref, cell), ran=ran)
-        for other in self.pending.values():
-            if cell.id in other.deps.values():
-                self.mark_runnable(other)
-        self.fill_running()
+        self.waiting.pop(cell.id, None)
+        record = stamp_alone(self.fetch(ref, cell), cell.id not in self.shared)
+        self.record(record, ran=cell.id in self.started)
 
     def fetch(self, ref, cell: Cell) -> CellRecord:
         ray = self.ray
@@ -226,12 +306,8 @@ class _Run:
             reason = f"{type(exc).__name__}: {first_line}"
             if crashed:
                 reason = f"worker died on each of {attempts} attempt(s): {reason}"
-            now = utc_now()
-            return CellRecord(id=cell.id, kind=cell.kind, label=cell.label,
-                              config=cell.config.as_dict(), deps=cell.deps, status="failed",
-                              reason=reason, started_utc=now, finished_utc=now, seconds=None,
-                              attempts=attempts,
-                              records={S.ERRORS: [S.row(S.ERRORS, traceback=str(exc))]})
+            return failed_record(cell, reason, attempts=attempts,
+                                 records={S.ERRORS: [S.row(S.ERRORS, traceback=str(exc))]})
 
     def record(self, record: CellRecord, ran: bool) -> None:
         self.done[record.id] = record
@@ -247,11 +323,13 @@ class _Run:
         self.pending.clear()
 
 
-def run_cell_task(cell: Cell, env: RunEnv, *dep_records: CellRecord) -> CellRecord:
+def run_cell_task(cell: Cell, env: RunEnv, log, *dep_records: CellRecord) -> CellRecord:
     """The body of every Ray task; `dep_records` are the results of `cell.deps`, in order.
 
-    execute_cell sets torch's thread count to `env.threads`, exactly as in a local run.
+    It first tells the run's StartLog that it started. execute_cell sets torch's thread
+    count to `env.threads`, exactly as in a local run.
     """
+    log.mark.remote(cell.id)
     deps = dict(zip(cell.deps.values(), dep_records))
     failed = dependency_failure(cell, deps)
     if failed is not None:
@@ -271,11 +349,3 @@ def _attempt_number() -> int:
     core_worker = getattr(ray._private.worker.global_worker, "core_worker", None)
     get = getattr(core_worker, "get_current_task_attempt_number", None)
     return int(get()) if callable(get) else 0
-
-
-def import_ray():
-    try:
-        import ray
-    except ImportError:
-        raise UserError("the ray executor needs Ray: pip install \"bench[ray]\"") from None
-    return ray
