@@ -240,7 +240,9 @@ def test_progress_counts_running_within_cluster_capacity(kill_first_attempt, tmp
     assert sorted(r.label for r in journaled) == sorted(c.label for c in cells)
     assert all(r.ok for r in journaled), [(r.label, r.reason, r.records) for r in journaled if not r.ok]
     assert (progress.ok, progress.failed, progress.running) == (len(cells), 0, 0)
-    assert max(progress.seen_running) == 2  # both trainings at once, never more than 2 CPUs
+    # Counted from the tasks' own start and end: never more than the 2 CPUs hold. (Both
+    # trainings may or may not overlap, depending on how fast Ray starts its workers.)
+    assert 1 <= max(progress.seen_running) <= 2
     assert min(progress.seen_running) == 0
 
 

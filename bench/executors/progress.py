@@ -41,6 +41,11 @@ class CellProgress:
         self._refresh(label)
         self.refresh()
 
+    def stopped(self) -> None:
+        """A running cell has ended; `finished(ok, ran=False)` journals it later."""
+        self.running -= 1
+        self._refresh()
+
     def finished(self, ok: bool, ran: bool = True, worker: int | None = None) -> None:
         self.running -= 1 if ran else 0
         self.ok += ok

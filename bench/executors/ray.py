@@ -9,8 +9,8 @@ folder (through `on_done`) as each task finishes.
 Never hangs: a per-cell request that no node can hold is refused before anything runs
 (bench.executors.ray_cluster), and a task that stays unscheduled for `schedule_timeout`
 seconds while the cluster should have room for it fails its cell with that reason. Tasks
-tell a small actor when they start (Ray does not tell the driver), which also makes the
-progress display's running count exact.
+tell a small actor when they start and end (Ray does not tell the driver), which also
+makes the progress display's running count exact.
 
 Timing cells (throughput) run alone: they are held back until no other task of the run is
 pending, then submitted one at a time.
@@ -151,18 +151,22 @@ class RayExecutor:
         return options
 
 
-class StartLog:
-    """A Ray actor (no CPU) that each task tells when it starts: Ray does not tell the driver."""
+class CellEvents:
+    """A Ray actor (no CPU) that each task tells when it starts and ends: Ray tells the driver
+    neither, and the driver needs both for the schedule timeout and the running count."""
 
     def __init__(self):
-        self.ids: list[str] = []
+        self.events: list[tuple[str, str]] = []
 
-    def mark(self, cell_id: str) -> None:
-        self.ids.append(cell_id)
+    def started(self, cell_id: str) -> None:
+        self.events.append(("started", cell_id))
 
-    def drain(self) -> list[str]:
-        ids, self.ids = self.ids, []
-        return ids
+    def ended(self, cell_id: str) -> None:
+        self.events.append(("ended", cell_id))
+
+    def drain(self) -> list[tuple[str, str]]:
+        events, self.events = self.events, []
+        return events
 
 
 class _Run:
@@ -177,12 +181,13 @@ class _Run:
         self.pending: dict[object, Cell] = {}  # ObjectRef -> cell, for tasks not yet journaled
         self.held: list[Cell] = []  # timing cells (and their dependants): one at a time, alone
         self.shared: set[str] = set()  # cells submitted while another task was pending
-        self.started: set[str] = set()  # cells whose task has started (told by the StartLog)
+        self.started: set[str] = set()  # cells whose task has started (told by CellEvents)
+        self.running: set[str] = set()  # ... and not ended yet
         self.waiting: dict[str, float] = {}  # cell id -> since when it should have started
         self.request = executor.request(env.device, env.threads)
         self.slots = capacity(self.ray, self.request)
         self.task = self.ray.remote(run_cell_task)
-        self.log = self.ray.remote(num_cpus=0)(StartLog).remote()
+        self.log = self.ray.remote(num_cpus=0)(CellEvents).remote()
 
     def loop(self) -> None:
         order = {c.id: i for i, c in enumerate(self.cells)}
@@ -241,12 +246,18 @@ class _Run:
         self.refs[cell.id], self.pending[ref] = ref, cell
 
     def poll_starts(self) -> None:
-        """Cells whose task has started since the last poll count as running."""
-        for cell_id in self.ray.get(self.log.drain.remote()):
-            if cell_id not in self.started and self.refs.get(cell_id) in self.pending:
+        """Count cells as running from their task's start to its end, as the tasks tell."""
+        for event, cell_id in self.ray.get(self.log.drain.remote()):
+            if self.refs.get(cell_id) not in self.pending:
+                continue  # settled already (or never ours)
+            if event == "started" and cell_id not in self.started:
                 self.started.add(cell_id)
+                self.running.add(cell_id)
                 self.waiting.pop(cell_id, None)
                 self.progress.started(self.pending[self.refs[cell_id]].label)
+            elif event == "ended" and cell_id in self.running:
+                self.running.discard(cell_id)
+                self.progress.stopped()
 
     def fail_unscheduled(self) -> None:
         """Fail the cells that should have started `schedule_timeout` ago and have not.
@@ -257,7 +268,7 @@ class _Run:
         resources held elsewhere (another job, a lost node) counts from the moment it could
         have run.
         """
-        running = sum(cell.id in self.started for cell in self.pending.values())
+        running = len(self.running)
         runnable = [cell for cell in self.pending.values() if cell.id not in self.started
                     and all(d in self.done and self.done[d].ok for d in cell.deps.values())]
         expected = {cell.id: cell for cell in runnable[:max(0, self.slots - running)]}
@@ -286,7 +297,8 @@ class _Run:
                 self.settle(self.refs[dep])
         self.waiting.pop(cell.id, None)
         record = stamp_alone(self.fetch(ref, cell), cell.id not in self.shared)
-        self.record(record, ran=cell.id in self.started)
+        self.record(record, ran=cell.id in self.running)
+        self.running.discard(cell.id)
 
     def fetch(self, ref, cell: Cell) -> CellRecord:
         ray = self.ray
@@ -326,16 +338,24 @@ class _Run:
 def run_cell_task(cell: Cell, env: RunEnv, log, *dep_records: CellRecord) -> CellRecord:
     """The body of every Ray task; `dep_records` are the results of `cell.deps`, in order.
 
-    It first tells the run's StartLog that it started. execute_cell sets torch's thread
+    It tells the run's CellEvents when it starts and ends. execute_cell sets torch's thread
     count to `env.threads`, exactly as in a local run.
     """
-    log.mark.remote(cell.id)
-    deps = dict(zip(cell.deps.values(), dep_records))
-    failed = dependency_failure(cell, deps)
-    if failed is not None:
-        return failed
-    inputs = {role: as_result(deps[dep]) for role, dep in cell.deps.items()}
-    return execute_cell(cell, inputs, env, attempts=_attempt_number() + 1)
+    log.started.remote(cell.id)
+    try:
+        deps = dict(zip(cell.deps.values(), dep_records))
+        failed = dependency_failure(cell, deps)
+        if failed is not None:
+            return failed
+        inputs = {role: as_result(deps[dep]) for role, dep in cell.deps.items()}
+        return execute_cell(cell, inputs, env, attempts=_attempt_number() + 1)
+    except KeyboardInterrupt:
+        # Cancelled. The interrupt may have landed anywhere, even inside an import, and left
+        # a module half-initialised in this process: SystemExit makes Ray retire the worker
+        # instead of handing it the next cell (the task stays cancelled, not retried).
+        raise SystemExit(130) from None
+    finally:
+        log.ended.remote(cell.id)
 
 
 def _attempt_number() -> int:
