@@ -32,32 +32,12 @@ from tests.helpers.suites import (
     tiny_digits_suite,
     write_suite,
 )
+from tests.helpers.tables import assert_same_tables, comparable_tables
 
 ray = pytest.importorskip("ray")
 
 THREADS = 1  # torch threads of the local reference run = num_cpus of each Ray task
 TOTAL = cells_per_tiny_suite()
-
-
-def timing_column(name: str) -> bool:
-    """Wall-clock columns, the only ones allowed to differ between executors."""
-    return name in {"seconds", "started_utc", "finished_utc"} or "per_s" in name
-
-
-def comparable_tables(run_dir: Path, drop: tuple[str, ...] = ()) -> dict[str, pd.DataFrame]:
-    store = RunStore(run_dir)
-    tables = {}
-    for name in store.table_names():
-        df = store.read_table(name)
-        tables[name] = df.drop(columns=[c for c in df.columns if timing_column(c) or c in drop])
-    return tables
-
-
-def assert_same_tables(actual: dict, expected: dict) -> None:
-    assert sorted(actual) == sorted(expected)
-    for name in expected:
-        # Exact: accuracies are counts / n, and both runs use the same thread count.
-        pd.testing.assert_frame_equal(actual[name], expected[name], check_exact=True, obj=name)
 
 
 @pytest.fixture(scope="module")
@@ -67,13 +47,14 @@ def suite_path(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def local_run(suite_path, tmp_path_factory) -> Path:
-    """The reference: the local executor with the Ray tasks' thread count."""
+    """The reference: the local executor, in-process, with the Ray tasks' thread count."""
     out = tmp_path_factory.mktemp("local")
     threads = torch.get_num_threads()
     torch.set_num_threads(THREADS)
     try:
         outcome = run_suite(suite_path, results_dir=out / "results", cache_dir=out / "cache",
-                            run_id="local", executor="local", progress=False, report=False)
+                            run_id="local", executor="local", executor_options={"workers": 1},
+                            progress=False, report=False)
     finally:
         torch.set_num_threads(threads)
     assert outcome.status == "complete" and outcome.ok == TOTAL
@@ -298,3 +279,51 @@ def test_cli_ray_run_starts_own_ray_and_sigterm_stops_it_cleanly(tmp_path, reque
     assert manifest["counts"]["ok"] == 2
     gone, alive = psutil.wait_procs(ray_processes(), timeout=30)
     assert not alive, [p.info["cmdline"] for p in alive]
+
+
+def test_task_unscheduled_beyond_the_timeout_fails_its_cell(kill_first_attempt, suite_path,
+                                                            tmp_path):
+    """Another job holds every CPU of the cluster: each training waits, fails after the
+    timeout with the reason, and its evaluations fail as its dependants. Nothing hangs."""
+    cells = plan(load_suite(suite_path))
+    kill_first_attempt(cells)  # kill nothing
+
+    @ray.remote(num_cpus=2)
+    class Hog:
+        def ready(self):
+            return True
+
+    hog = Hog.remote()
+    ray.get(hog.ready.remote())
+    try:
+        start = time.monotonic()
+        outcome = run_suite(suite_path, results_dir=tmp_path / "results",
+                            cache_dir=tmp_path / "cache", run_id="stuck", executor="ray",
+                            progress=False, report=False,
+                            executor_options={"schedule_timeout": 2})
+        elapsed = time.monotonic() - start
+    finally:
+        ray.kill(hog)
+    assert outcome.status == "failed" and (outcome.ok, outcome.failed) == (0, TOTAL)
+    assert elapsed < 60
+    by_label = {r.label: r for r in RunStore(outcome.run_dir).read_cells().values()}
+    for seed in (0, 1):
+        train = by_label[f"train cnn seed={seed}"]
+        assert train.reason == ("not scheduled within 2 s (ray_schedule_timeout): it asks for "
+                                "CPU=1; the cluster has CPU=0 free of CPU=2")
+        assert train.attempts == 0
+        assert by_label[f"fgsm cnn seed={seed}"].reason.startswith(
+            f"dependency model (train cnn seed={seed}) failed: not scheduled within 2 s")
+    # Once the CPUs are free again, the same run resumes and completes.
+    again = run_suite(suite_path, results_dir=tmp_path / "results", cache_dir=tmp_path / "cache",
+                      run_id="stuck", executor="ray", progress=False, report=False)
+    assert again.status == "complete" and again.ok == TOTAL
+
+
+def test_workers_option_is_refused_by_the_ray_executor(suite_path, tmp_path, capsys):
+    code = main(["run", str(suite_path), "--executor", "ray", "--workers", "2",
+                 "--results-dir", str(tmp_path / "results")])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == (
+        "bench: error: --workers is for the local executor; the ray executor runs as many "
+        "cells at once as the cluster holds (threads CPUs each)")

@@ -1,0 +1,270 @@
+"""The parallel local executor: cells side by side in worker processes, with the same tables
+as the in-process run; dead workers, Ctrl-C and resume; timing cells alone; the display.
+
+Runs go through the real worker processes (spawn), on tiny suites of real cells.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from bench.executors.execute import TEST_KILL_ONCE_ENV
+from bench.executors.local import LocalExecutor, default_workers
+from bench.executors.parallel import dependants
+from bench.executors.progress import CellProgress
+from bench.runner import run_suite
+from bench.store.run_store import RunStore
+from bench.suite.load import load_suite
+from bench.suite.plan import plan
+from tests.helpers.suites import (
+    cells_per_tiny_suite,
+    fast_then_slow_suite,
+    tiny_digits_suite,
+    write_suite,
+)
+from tests.helpers.tables import assert_same_tables, comparable_tables
+
+TOTAL = cells_per_tiny_suite()
+TIMEOUT = 240
+
+
+def run(suite: Path, out: Path, run_id: str, workers: int, **kw):
+    return run_suite(suite, results_dir=out / "results", cache_dir=out / "cache", run_id=run_id,
+                     executor="local", executor_options={"workers": workers}, progress=False,
+                     report=False, **kw)
+
+
+def overlaps(a, b) -> bool:
+    return a.started_utc < b.finished_utc and b.started_utc < a.finished_utc
+
+
+@pytest.fixture(scope="module")
+def suite_path(tmp_path_factory) -> Path:
+    return write_suite(tmp_path_factory.mktemp("suite"), tiny_digits_suite())
+
+
+@pytest.fixture(scope="module")
+def sequential_run(suite_path, tmp_path_factory) -> Path:
+    """The reference: one cell after another, in this process."""
+    outcome = run(suite_path, tmp_path_factory.mktemp("seq"), "seq", workers=1)
+    assert outcome.status == "complete" and outcome.ok == TOTAL
+    return outcome.run_dir
+
+
+def test_parallel_tables_equal_sequential_tables(sequential_run, suite_path, tmp_path):
+    outcome = run(suite_path, tmp_path, "par", workers=2)
+    assert outcome.status == "complete" and outcome.ok == TOTAL
+    manifest = json.loads((outcome.run_dir / "manifest.json").read_text())
+    assert manifest["sessions"][-1]["workers"] == 2
+    records = list(RunStore(outcome.run_dir).read_cells().values())
+    # It really ran side by side: the two trainings (no dependency between them) overlap.
+    trains = [r for r in records if r.kind == "train"]
+    assert len(trains) == 2 and overlaps(*trains)
+    # ... and never an evaluation before its own model was trained.
+    by_id = {r.id: r for r in records}
+    for r in records:
+        for dep in r.deps.values():
+            assert by_id[dep].finished_utc <= r.started_utc
+    assert_same_tables(comparable_tables(outcome.run_dir), comparable_tables(sequential_run))
+
+
+def test_dead_worker_fails_its_cell_the_rest_completes_and_resume_redoes_it(
+        sequential_run, suite_path, tmp_path, monkeypatch):
+    """SIGKILL (what the OOM killer sends) in the worker running `train cnn seed=1`."""
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    cells = plan(load_suite(suite_path))
+    for cell in cells:  # spare every cell but one
+        if cell.label != "train cnn seed=1":
+            (markers / f"{cell.id}.killed").touch()
+    monkeypatch.setenv(TEST_KILL_ONCE_ENV, str(markers))  # spawned workers inherit it
+
+    outcome = run(suite_path, tmp_path, "dies", workers=2)
+    assert outcome.status == "failed" and outcome.exit_code == 1
+    assert (outcome.ok, outcome.failed) == (TOTAL // 2, TOTAL // 2)
+    assert len(list(markers.glob("*.killed"))) == TOTAL  # the hook really fired
+    by_label = {r.label: r for r in RunStore(outcome.run_dir).read_cells().values()}
+    assert by_label["train cnn seed=1"].reason == (
+        "the worker process running this cell died (killed by SIGKILL (the kernel's OOM "
+        "killer sends SIGKILL)); the run went on without it")
+    for label in ("fgsm cnn seed=1", "pgd cnn seed=1"):
+        assert by_label[label].reason.startswith(
+            "dependency model (train cnn seed=1) failed: the worker process running this cell died")
+    before = {p.name: p.read_bytes() for p in (outcome.run_dir / "cells").iterdir()
+              if by_label_ok(p)}
+
+    # The same run again: only the three failed cells run (the hook now spares them too).
+    again = run(suite_path, tmp_path, "dies", workers=2)
+    assert again.status == "complete" and again.ok == TOTAL
+    after = {p.name: p.read_bytes() for p in (again.run_dir / "cells").iterdir()}
+    assert {n: after[n] for n in before} == before  # finished cells read back, not redone
+    assert_same_tables(comparable_tables(again.run_dir), comparable_tables(sequential_run))
+
+
+def by_label_ok(path: Path) -> bool:
+    return json.loads(path.read_text())["status"] == "ok"
+
+
+SEGFAULT_MODULE = '''
+import ctypes
+import torch
+
+
+class Segfaults(torch.nn.Module):
+    """A model whose forward pass crashes the process, as a broken C extension would."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(64, 10)
+
+    def forward(self, x):
+        ctypes.string_at(0)  # reads address 0: SIGSEGV
+        return self.fc(x.flatten(1))
+'''
+
+
+def test_segfault_mid_cell_fails_that_cell_only(tmp_path, monkeypatch):
+    import torch
+
+    (tmp_path / "segv_models.py").write_text(SEGFAULT_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))  # spawned workers get the driver's sys.path
+    torch.save({"fc.weight": torch.zeros(10, 64), "fc.bias": torch.zeros(10)}, tmp_path / "segv.pt")
+    text = tiny_digits_suite(seeds=(0,), pgd=False) + """
+[models.segv]
+factory = "segv_models:Segfaults"
+checkpoint = "segv.pt"
+dataset = "digits"
+
+[[robustness]]
+models = ["segv"]
+attack = "fgsm"
+epsilons = [0.1]
+limit = 50
+"""
+    outcome = run(write_suite(tmp_path, text), tmp_path, "segv", workers=2)
+    by_label = {r.label: r for r in RunStore(outcome.run_dir).read_cells().values()}
+    assert outcome.status == "failed" and (outcome.ok, outcome.failed) == (2, 1)
+    assert by_label["fgsm segv seed=0"].reason == (
+        "the worker process running this cell died (killed by SIGSEGV); the run went on without it")
+    assert by_label["fgsm cnn seed=0"].ok and by_label["train cnn seed=0"].ok
+
+
+def bench_run(suite: Path, results: Path, workers: int = 2) -> list[str]:
+    return [sys.executable, "-m", "bench", "run", str(suite), "--results-dir", str(results),
+            "--workers", str(workers), "--no-progress", "--no-report"]
+
+
+def journal(results: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in results.glob("twospeed/*/cells/*.json")}
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_interrupt_stops_every_worker_exits_130_and_resume_redoes_the_rest(tmp_path, how):
+    """Ctrl-C in a terminal reaches the whole process group (driver and workers); SIGTERM
+    reaches the driver alone. Either way: exit 130, finished cells kept, no worker left."""
+    suite = write_suite(tmp_path, fast_then_slow_suite(slow_epochs=60))
+    results, log = tmp_path / "results", tmp_path / "run.log"
+    cmd = bench_run(suite, results)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path,
+                                start_new_session=True)  # its own process group, as a shell job
+    deadline = time.monotonic() + TIMEOUT
+    while len(journal(results)) < 2:  # train fast + fgsm fast, while train slow runs
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+    workers = psutil.Process(proc.pid).children()
+    assert len(workers) >= 2  # the two workers (and multiprocessing's resource tracker)
+    if how == "ctrl-c":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=TIMEOUT) == 130, log.read_text()
+    _, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive, [p.pid for p in alive]
+
+    kept = journal(results)
+    assert len(kept) == 2
+    (run_dir,) = [p for p in (results / "twospeed").iterdir() if p.is_dir()]
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted" and manifest["counts"]["ok"] == 2
+    assert "interrupted: 2 cells ok, 0 failed" in log.read_text()
+    assert "Traceback" not in log.read_text()  # no worker died noisily
+    assert not list(run_dir.rglob("*.tmp"))
+
+    # The same command again: only the slow training and its evaluation run; the two
+    # finished cells are read back as they are.
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=TIMEOUT * 2)
+    assert done.returncode == 0, done.stdout + done.stderr
+    after = journal(results)
+    assert len(after) == 4 and {n: after[n] for n in kept} == kept
+
+
+def test_timing_cells_run_alone_and_say_so(tmp_path):
+    text = tiny_digits_suite(seeds=(0, 1), pgd=False) + """
+[[throughput]]
+models = ["cnn"]
+workloads = ["inference", "train-step"]
+batch_sizes = [32]
+warmup = 1
+repeats = 3
+"""
+    outcome = run(write_suite(tmp_path, text), tmp_path, "alone", workers=2)
+    assert outcome.status == "complete"
+    records = list(RunStore(outcome.run_dir).read_cells().values())
+    timed = [r for r in records if r.kind == "throughput"]
+    assert len(timed) == 2 * 2  # workloads x seeds
+    for t in timed:
+        assert [row["ran_alone"] for row in t.records["throughput"]] == [True]
+        assert not any(overlaps(t, r) for r in records if r.id != t.id)
+    assert RunStore(outcome.run_dir).read_table("throughput")["ran_alone"].all()
+    # The other cells did run side by side.
+    others = [r for r in records if r.kind != "throughput"]
+    assert any(overlaps(a, b) for a in others for b in others if a.id < b.id)
+
+
+def test_cells_that_others_wait_for_start_first(tmp_path):
+    cells = plan(load_suite(write_suite(tmp_path, tiny_digits_suite())))
+    waiting = dependants(cells)
+    for cell in cells:
+        expected = {c.id for c in cells if cell.id in c.deps.values()}
+        assert waiting[cell.id] == expected
+    assert sorted(len(waiting[c.id]) for c in cells) == [0, 0, 0, 0, 2, 2]
+
+
+def test_default_workers_is_cores_over_threads(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    assert default_workers("cpu", 1) == 8
+    assert default_workers("cpu", 3) == 2
+    assert default_workers("cpu", 16) == 1
+    assert default_workers("cuda:0", 1) == 1
+    ex = LocalExecutor()
+    ex.prepare([], "cpu", 2)
+    assert ex.workers == 4
+    ex = LocalExecutor(workers=3)
+    ex.prepare([], "cpu", 2)
+    assert ex.workers == 3
+
+
+def test_display_shows_each_worker_and_the_bar(capsys):
+    progress = CellProgress(3, enabled=True)
+    progress.show_workers(2)
+    progress.started("train cnn seed=0", worker=0)
+    progress.started("fgsm cnn seed=1", worker=1)
+    err = capsys.readouterr().err
+    assert "worker 1: train cnn seed=0 (00:00)" in err
+    assert "worker 2: fgsm cnn seed=1 (00:00)" in err
+    assert "running=2 ok=0 failed=0" in err
+    progress.finished(True, worker=0)
+    err = capsys.readouterr().err
+    assert "worker 1: idle" in err and "1/3" in err and "running=1 ok=1 failed=0" in err
+    progress.close()
