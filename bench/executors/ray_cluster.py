@@ -8,6 +8,7 @@ would queue that task forever).
 
 from __future__ import annotations
 
+import logging
 import signal
 import socket
 import threading
@@ -37,7 +38,8 @@ def connect(ray, address: str | None) -> bool:
     main = threading.current_thread() is threading.main_thread()
     previous = signal.getsignal(signal.SIGTERM) if main else None
     try:
-        ray.init(address=address)
+        # Ray's INFO lines ("Connecting to existing Ray cluster...") would bury bench's own.
+        ray.init(address=address, logging_level=logging.WARNING)
     except ConnectionError as exc:
         raise UserError(f"cannot connect to a Ray cluster at {address!r}: {one_line(exc)} "
                         "(start one with `ray start --head`, or leave out --ray-address to "

@@ -7,6 +7,7 @@ lines), never with `ray stop`, which would stop every Ray instance of the machin
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -28,9 +29,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# Ray >= 2.5x clusters require a token by default, kept in ~/.ray/auth_token, which every Ray
+# started on this machine shares: the test cluster and its drivers get a token of their own.
+# (Older Ray ignores these variables.)
+AUTH_TOKEN = secrets.token_hex(32)
+
+
 def ray_env() -> dict[str, str]:
-    env = dict(os.environ)
+    env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=AUTH_TOKEN)
     env.pop("RAY_ADDRESS", None)
+    env.pop("RAY_AUTH_TOKEN_PATH", None)
     return env
 
 
@@ -67,7 +75,7 @@ def stop_processes_under(temp_dir: str) -> None:
             proc.terminate()
         except psutil.NoSuchProcess:
             pass
-    _, alive = psutil.wait_procs(procs, timeout=20)
+    _, alive = psutil.wait_procs(procs, timeout=5)
     for proc in alive:
         try:
             proc.kill()
