@@ -325,6 +325,18 @@ class _Run:
         self.done[record.id] = record
         self.on_done(record)
         self.progress.finished(record.ok, ran=ran)
+        if not record.ok:
+            self.fail_dependants(record.id)
+
+    def fail_dependants(self, cell_id: str) -> None:
+        """Settle at once the tasks that wait for a failed cell: Ray does not resolve a task
+        whose argument belongs to a cancelled task that never ran, and nothing may hang."""
+        for ref, cell in list(self.pending.items()):
+            if cell_id in cell.deps.values() and ref in self.pending:
+                self.ray.cancel(ref, force=False)
+                del self.pending[ref]
+                self.waiting.pop(cell.id, None)
+                self.record(dependency_failure(cell, self.done), ran=False)
 
     def cancel_pending(self) -> None:
         refs = list(self.pending)
