@@ -29,7 +29,7 @@ class LocalExecutor:
             raise UserError(f"local executor: workers must be \"auto\" or an integer >= 1, "
                             f"got {workers!r}")
         self.requested = workers
-        self.workers = 1
+        self.workers: int | None = None  # settled by prepare()
 
     def prepare(self, cells: list[Cell], device: str, threads: int) -> None:
         """Settle the worker count for this device and thread count."""
@@ -42,6 +42,8 @@ class LocalExecutor:
 
     def run(self, cells: list[Cell], done: dict[str, CellRecord], env: RunEnv,
             on_done: Callable[[CellRecord], None], progress: CellProgress) -> None:
+        if self.workers is None:  # called without the runner
+            self.prepare(cells, env.device, env.threads)
         todo = [c for c in cells if c.id not in done]
         if self.workers > 1 and len(todo) > 1:
             from bench.executors.parallel import ParallelRun

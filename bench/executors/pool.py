@@ -34,14 +34,18 @@ class WorkerProcess:
             self.pool = ProcessPoolExecutor(
                 max_workers=1, mp_context=multiprocessing.get_context("spawn"),
                 initializer=worker.init_worker, initargs=(os.getpid(),))
-        with _children_ignore_sigint():
-            future = self.pool.submit(fn, *args)  # starts the process if there is none yet
+        try:
+            with _children_ignore_sigint():
+                return self.pool.submit(fn, *args)  # starts the process if there is none yet
+        finally:  # even when a Ctrl-C held back during the start arrives: stop() needs it
+            self._remember_processes()
+
+    def _remember_processes(self) -> None:
         # Private, but the only place the Process objects live; we need them for the exit
         # code of a dead worker and to stop a live one (Python 3.14 adds terminate_workers).
         for proc in (getattr(self.pool, "_processes", None) or {}).values():
             if proc not in self.processes:
                 self.processes.append(proc)
-        return future
 
     def death(self) -> str:
         """Why this worker's process ended, for the failed cell's reason."""

@@ -271,7 +271,9 @@ class _Run:
         running = len(self.running)
         runnable = [cell for cell in self.pending.values() if cell.id not in self.started
                     and all(d in self.done and self.done[d].ok for d in cell.deps.values())]
-        expected = {cell.id: cell for cell in runnable[:max(0, self.slots - running)]}
+        # No room at all (every node that could hold a cell is gone): all of them wait.
+        room = self.slots - running if self.slots > 0 else len(runnable)
+        expected = {cell.id: cell for cell in runnable[:max(0, room)]}
         now = time.monotonic()
         self.waiting = {i: self.waiting.get(i, now) for i in expected}
         for cell_id, since in list(self.waiting.items()):
