@@ -9,9 +9,16 @@ import pandas as pd
 from bench.store.run_store import RunStore
 
 
+# What a throughput row measures: all of it is timing (or memory, measured alike).
+THROUGHPUT_MEASURED = {"times_s", "median_s", "q1_s", "q3_s", "iqr_s", "achieved_tflops",
+                       "peak_tflops", "mfu", "peak_memory_bytes"}
+
+
 def timing_column(name: str) -> bool:
-    """Wall-clock columns, the only ones allowed to differ between executors."""
-    return name in {"seconds", "started_utc", "finished_utc"} or "per_s" in name
+    """Wall-clock columns, the only ones allowed to differ between executors: start and end
+    times, `seconds`, `eval_seconds`..., rates (`images_per_s`...) and throughput measurements."""
+    return (name in {"started_utc", "finished_utc"} or name.endswith("seconds")
+            or "per_s" in name or name in THROUGHPUT_MEASURED)
 
 
 def comparable_tables(run_dir: Path, drop: tuple[str, ...] = ()) -> dict[str, pd.DataFrame]:
