@@ -8,7 +8,6 @@ import pandas as pd
 
 from bench.store.run_store import RunStore
 
-
 # What a throughput row measures: all of it is timing (or memory, measured alike).
 THROUGHPUT_MEASURED = {"times_s", "median_s", "q1_s", "q3_s", "iqr_s", "achieved_tflops",
                        "peak_tflops", "mfu", "peak_memory_bytes"}
