@@ -19,6 +19,7 @@ from bench.compare.rules import METRICS, MetricSpec
 from bench.identity import group_id
 from bench.store import schema as S
 from bench.store.migrate import RunView
+from bench.store.run_store import CellRecord
 
 # Columns that name a configuration within a table (besides the cell's config).
 # A different data fingerprint is different data: never pooled, never compared.
@@ -102,51 +103,56 @@ def _rows(run: RunView, table: str, common: list[str], use_journal: bool) -> pd.
     df = run.table(table)
     if df.empty or S.CELL_ID not in df.columns:
         return pd.DataFrame()
-    df = df[df[S.CELL_ID].isin(common)].copy()
-    if "skipped" in df.columns:
-        df = df[~df["skipped"].fillna(False).astype(bool)]
-    if table == S.GAN and "step" in df.columns:  # judge the final model, not the way there
-        df = df[df["step"] == df.groupby(S.CELL_ID)["step"].transform("max")]
-    groups = journal_groups(run) if use_journal else {}
+    df = judged_rows(df[df[S.CELL_ID].isin(common)], table)
+    groups = journal_groups(run.journal) if use_journal else {}
     df["_group"] = [groups.get(i, "") for i in df[S.CELL_ID]]
     return df
 
 
-def journal_groups(run: RunView) -> dict[str, str]:
-    """cell id -> group id, for every journaled cell (dependencies resolved recursively)."""
+def judged_rows(df: pd.DataFrame, table: str, within: tuple[str, ...] = (S.CELL_ID,)) -> pd.DataFrame:
+    """The rows that are judged: skipped rows dropped; GAN rows at the final step of each cell
+    (`within`: the columns that name one cell, e.g. plus a run column when runs are stacked)."""
+    df = df.copy()
+    if "skipped" in df.columns:
+        df = df[~df["skipped"].fillna(False).astype(bool)]
+    if table == S.GAN and "step" in df.columns:  # judge the final model, not the way there
+        df = df[df["step"] == df.groupby(list(within))["step"].transform("max")]
+    return df
+
+
+def journal_groups(journal: dict[str, CellRecord]) -> dict[str, str]:
+    """cell id -> group id, for every journaled cell of one run (dependencies resolved
+    recursively)."""
     out: dict[str, str] = {}
 
     def of(cell: str) -> str | None:
         if cell not in out:
-            record = run.journal.get(cell)
+            record = journal.get(cell)
             if record is None:
                 return None
             deps = {role: of(dep) for role, dep in record.deps.items()}
             out[cell] = group_id(record.kind, record.config, deps)
         return out[cell]
 
-    for cell in run.journal:
+    for cell in journal:
         of(cell)
     return out
 
 
 def _metric_samples(spec: MetricSpec, b_rows: pd.DataFrame,
                     c_rows: pd.DataFrame) -> tuple[list[Samples], list[MissingGroup]]:
-    keys = [k for k in KEY_COLUMNS[spec.table] if k in b_rows.columns
-            and (c_rows.empty or k in c_rows.columns)]
-    if spec.per_cell:
-        keys = [k for k in keys if k not in ROW_COLUMNS[spec.table]]
-    b_groups = _groups(b_rows, keys, spec)
-    c_groups = _groups(c_rows, keys, spec) if not c_rows.empty else {}
+    keys = key_columns(spec, b_rows.columns, *([] if c_rows.empty else [c_rows.columns]))
+    b_groups = metric_groups(b_rows, keys, spec)
+    c_groups = metric_groups(c_rows, keys, spec) if not c_rows.empty else {}
     out, missing = [], []
     for gkey in sorted(b_groups):
         b = b_groups[gkey]
-        b_vals, b_seeds = _values(b, spec)
+        b_vals, b_seeds = group_values(b, spec)
         if not len(b_vals):
             continue
         c = c_groups.get(gkey)
-        c_vals, c_seeds = _values(c, spec) if c is not None else (np.zeros(0), None)
-        key = {k: _plain(b.iloc[0][k]) for k in keys if k != "data_fingerprint"}
+        c_vals, c_seeds = group_values(c, spec) if c is not None else (np.zeros(0), None)
+        key = readable_key(b.iloc[0], keys)
         if not len(c_vals):
             missing.append(MissingGroup(spec.table, spec.name, key))
             continue
@@ -158,23 +164,56 @@ def _metric_samples(spec: MetricSpec, b_rows: pd.DataFrame,
     return out, missing
 
 
-def _groups(df: pd.DataFrame, keys: list[str], spec: MetricSpec) -> dict[tuple, pd.DataFrame]:
+def key_columns(spec: MetricSpec, *columns) -> list[str]:
+    """The key columns that name a sample group of `spec`, among those present in every one of
+    `columns` (the column sets of the runs being grouped alike)."""
+    keys = [k for k in KEY_COLUMNS[spec.table] if all(k in cols for cols in columns)]
+    if spec.per_cell:
+        keys = [k for k in keys if k not in ROW_COLUMNS[spec.table]]
+    return keys
+
+
+def metric_groups(df: pd.DataFrame, keys: list[str], spec: MetricSpec) -> dict[tuple, pd.DataFrame]:
+    """Rows of one run grouped into samples: by cell group id plus key columns."""
     if spec.per_cell:
         df = df.drop_duplicates(S.CELL_ID)
-    labels = df[["_group"] + keys].map(_label) if keys else df[["_group"]]
+    labels = group_labels(df, keys)
     out = {}
     for index, group in df.groupby([labels[c] for c in labels.columns], sort=True):
         out[index if isinstance(index, tuple) else (index,)] = group
     return out
 
 
-def _values(group: pd.DataFrame, spec: MetricSpec) -> tuple[np.ndarray, list | None]:
+def group_labels(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The grouping labels of ["_group"] + keys, one string per cell (equal values, equal
+    labels). Labelled once per distinct value: runs stacked by the hundred stay fast."""
+    return pd.DataFrame({c: _column_labels(df[c]) for c in ["_group"] + keys}, index=df.index)
+
+
+def _column_labels(column: pd.Series) -> np.ndarray:
+    each = column.dtype == object and column.isna().any()  # factorize merges None and NaN
+    if not each:
+        try:
+            codes, uniques = pd.factorize(column, use_na_sentinel=False)
+        except TypeError:  # unhashable values (dicts, lists)
+            each = True
+    if each:
+        return np.array([_label(v) for v in column], dtype=object)
+    return np.array([_label(v) for v in uniques], dtype=object)[codes]
+
+
+def group_values(group: pd.DataFrame, spec: MetricSpec) -> tuple[np.ndarray, list | None]:
     """The samples, and the seed of each when there is exactly one sample per seed."""
     group = group[group[spec.name].notna()]
     if "seed" in group.columns and group["seed"].is_unique:
         group = group.sort_values("seed")
         return group[spec.name].astype(float).to_numpy(), group["seed"].tolist()
     return group[spec.name].astype(float).to_numpy(), None
+
+
+def readable_key(row: pd.Series, keys: list[str]) -> dict:
+    """The configuration a group stands for, for people (the data fingerprint left out)."""
+    return {k: _plain(row[k]) for k in keys if k != "data_fingerprint"}
 
 
 def _label(value) -> str:

@@ -22,17 +22,17 @@ COMPARE_DIGITS = 4  # significant digits: small changes between runs must stay v
 
 def render(c: Comparison, fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(_json_safe(c.to_dict()), indent=1, sort_keys=True) + "\n"
+        return json.dumps(json_safe(c.to_dict()), indent=1, sort_keys=True) + "\n"
     if fmt not in FORMATS:
         raise UserError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     table = display_frame(c)
     md = fmt == "markdown"
     lines = ["## bench compare" if md else "bench compare", ""]
-    lines += _bullets(header_lines(c), md)
+    lines += bullets(header_lines(c), md)
     lines.append("")
     if not table.empty:
-        lines += [_markdown_table(table) if md else _text_table(table), ""]
-    lines += _bullets(footer_lines(c), md)
+        lines += [markdown_table(table) if md else text_table(table), ""]
+    lines += bullets(footer_lines(c), md)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -104,33 +104,34 @@ def fmt_p(p: float | None) -> str:
     return "<1e-4" if p < 1e-4 else f"{p:.3g}"
 
 
-def _bullets(lines: list[str], md: bool) -> list[str]:
+def bullets(lines: list[str], md: bool) -> list[str]:
     return [f"- {line}" if md else f"  {line}" for line in lines]
 
 
-def _text_table(df: pd.DataFrame) -> str:
+def text_table(df: pd.DataFrame) -> str:
     cells = [list(df.columns)] + [[str(v) for v in row] for row in df.itertuples(index=False)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(df.columns))]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells)
 
 
-def _markdown_table(df: pd.DataFrame) -> str:
+def markdown_table(df: pd.DataFrame, bold: tuple[str, ...] = (REGRESSED,)) -> str:
+    """A Markdown table; rows whose first cell is one of `bold` in bold."""
     out = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
     for row in df.itertuples(index=False):
         vals = [str(v).replace("|", "\\|") for v in row]
-        if row[0] == REGRESSED:
+        if row[0] in bold:
             vals = [f"**{v}**" if v else v for v in vals]
         out.append("| " + " | ".join(vals) + " |")
     return "\n".join(out)
 
 
-def _json_safe(value):
+def json_safe(value):
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if hasattr(value, "item"):
-        return _json_safe(value.item())
+        return json_safe(value.item())
     return value

@@ -34,7 +34,7 @@ class MetricRow:
         return 100.0 * self.delta / abs(self.baseline) if self.baseline else math.nan
 
     def config_text(self) -> str:
-        return _config_text(self.key)
+        return config_text(self.key)
 
     def to_dict(self) -> dict:
         return asdict(self) | {"delta_pct": self.delta_pct}
@@ -76,7 +76,7 @@ class Comparison:
         out = list(self.incomplete)
         out += [f"cell {i} ({label}) of the baseline is missing from the candidate"
                 for i, label in self.only_baseline]
-        out += [f"metric {g.table}.{g.metric} [{_config_text(g.key)}] of the baseline has no "
+        out += [f"metric {g.table}.{g.metric} [{config_text(g.key)}] of the baseline has no "
                 "candidate samples with the same configuration and data" for g in self.missing_groups]
         return out
 
@@ -100,7 +100,8 @@ class Comparison:
         return out
 
 
-def _config_text(key: dict) -> str:
+def config_text(key: dict) -> str:
+    """A configuration for people: `model=cnn epsilon=0.1`."""
     return " ".join(f"{k}={_short(v)}" for k, v in key.items())
 
 
