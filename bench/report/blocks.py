@@ -34,6 +34,15 @@ class Figure:
 
 
 @dataclass
+class Chart:
+    """A small inline SVG chart (no script, no fetch), for HTML pages (bench history)."""
+
+    name: str  # the HTML element id
+    svg: str
+    caption: str = ""
+
+
+@dataclass
 class Section:
     title: str
     blocks: list = field(default_factory=list)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.display import format_number
-from bench.report.blocks import Figure, Section, Table, Text, Warning_
+from bench.report.blocks import Chart, Figure, Section, Table, Text, Warning_
 from bench.store.atomic import atomic_write_text
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -41,6 +41,9 @@ tbody tr.highlight, tbody tr.highlight:nth-child(even) { background: #ffe3e3; fo
 figure { margin: 1em 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #e3e6ec; }
 figcaption { font-size: 13px; color: #5a6472; }
+figure.chart { display: inline-block; vertical-align: top; margin: .4em 1.2em .8em 0;
+               max-width: 360px; }
+figure.chart svg { display: block; border: 1px solid #e3e6ec; background: #fff; }
 .empty { color: #5a6472; font-style: italic; }
 """
 
@@ -88,6 +91,10 @@ def render_block(block) -> str:
         caption = f"<figcaption>{html.escape(block.caption)}</figcaption>" if block.caption else ""
         return (f'<figure id="fig-{html.escape(block.name, quote=True)}">'
                 f'<img src="data:image/png;base64,{data}" alt="{alt}">{caption}</figure>')
+    if isinstance(block, Chart):
+        caption = f"<figcaption>{html.escape(block.caption)}</figcaption>" if block.caption else ""
+        return (f'<figure class="chart" id="chart-{html.escape(block.name, quote=True)}">'
+                f"{block.svg}{caption}</figure>")
     raise TypeError(f"unknown report block {type(block).__name__}")
 
 
