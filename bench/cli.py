@@ -1,7 +1,7 @@
-"""The `bench` command line: run, validate, report, compare.
+"""The `bench` command line: run, validate, report, compare, history.
 
 User errors print one line and exit 2 (no traceback); a run exits 0 when every cell
-succeeded and 1 when some failed; compare exits 3 on an internal error.
+succeeded and 1 when some failed; compare and history exit 3 on an internal error.
 """
 
 from __future__ import annotations
@@ -58,12 +58,35 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--allow-missing", action="store_true",
                       help="accept cells or metrics of the baseline that the candidate lacks, "
                            "and incomplete runs (intended removals)")
+    add_history_parser(sub)
     return parser
+
+
+def add_history_parser(sub) -> None:
+    hist = sub.add_parser("history", help="find the runs where a metric moved; with "
+                                          "--fail-on-step, exit 1 when the latest run regressed")
+    hist.add_argument("suite_dir", type=Path, help="RESULTS_DIR/<suite>: one folder per run")
+    hist.add_argument("--metric", action="extend", nargs="+", metavar="M",
+                      help="only these metrics ('robust_acc' or 'robustness.robust_acc')")
+    hist.add_argument("--since", metavar="DATE|RUN",
+                      help="runs from this date (ISO 8601) or this run id on")
+    hist.add_argument("--last", type=int, metavar="N", help="only the last N runs (after --since)")
+    hist.add_argument("--format", choices=["text", "markdown", "json", "html"], default="text")
+    hist.add_argument("--output", "-o", type=Path, help="write to this file instead of stdout")
+    hist.add_argument("--rules", type=Path, help="a TOML file of per-metric rules, as for compare")
+    hist.add_argument("--fail-on-step", action="store_true",
+                      help="exit 1 when the most recent run starts a regression step")
+    hist.add_argument("--repo", type=Path, default=Path("."),
+                      help="git repository whose commit order orders the runs (default: the "
+                           "current directory; runs are ordered by time if it lacks a commit)")
+    hist.add_argument("--no-index", dest="index", action="store_false",
+                      help=f"read every run, neither using nor writing RESULTS_DIR/"
+                           f"{defaults.CACHE_SUBDIR}/history/<suite>.parquet")
 
 
 # Commands whose exit code is a verdict read by CI: an internal error there must not look like
 # a regression (1) or bad input (2), so it exits INTERNAL_ERROR with one line.
-VERDICT_COMMANDS = {"compare"}
+VERDICT_COMMANDS = {"compare", "history"}
 INTERNAL_ERROR = 3
 
 
@@ -141,7 +164,16 @@ def cmd_compare(args) -> int:
                        allow_missing=args.allow_missing)
 
 
-COMMANDS = {"run": cmd_run, "validate": cmd_validate, "report": cmd_report, "compare": cmd_compare}
+def cmd_history(args) -> int:
+    from bench.history import run_history
+
+    return run_history(args.suite_dir, fmt=args.format, output=args.output,
+                       fail_on_step=args.fail_on_step, metrics=args.metric, since=args.since,
+                       last=args.last, rules=args.rules, repo=args.repo, use_index=args.index)
+
+
+COMMANDS = {"run": cmd_run, "validate": cmd_validate, "report": cmd_report, "compare": cmd_compare,
+            "history": cmd_history}
 
 if __name__ == "__main__":
     sys.exit(main())
