@@ -2,7 +2,10 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import pytest  # noqa: E402
 import torch  # noqa: E402
+
+from tests.helpers.browser import find_chromium  # noqa: E402
 
 # One torch thread, as every CPU cell runs by default ([suite] threads = 1): the same numbers
 # as a run, and the tiny test models only lose time to thread synchronisation on 2 cores.
@@ -21,8 +24,6 @@ settings.register_profile("fast", max_examples=150, derandomize=True, **_FUZZ)
 settings.register_profile("slow", max_examples=2500, **_FUZZ)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
 
-import pytest  # noqa: E402
-
 
 @pytest.fixture(scope="session")
 def digits_mlp():
@@ -30,3 +31,13 @@ def digits_mlp():
     from tests.helpers.models import train_digits_mlp
 
     return train_digits_mlp()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Headless Chromium for the browser tests; without it they skip, saying why."""
+    path = find_chromium()
+    if path is None:
+        pytest.skip("chromium not found: install Debian's chromium package "
+                    "(apt-get update && apt-get install -y chromium)")
+    return path

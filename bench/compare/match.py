@@ -179,7 +179,7 @@ def metric_groups(df: pd.DataFrame, keys: list[str], spec: MetricSpec) -> dict[t
         df = df.drop_duplicates(S.CELL_ID)
     labels = group_labels(df, keys)
     out = {}
-    for index, group in df.groupby([labels[c] for c in labels.columns], sort=True):
+    for index, group in df.groupby([labels[c].to_numpy() for c in labels.columns], sort=True):
         out[index if isinstance(index, tuple) else (index,)] = group
     return out
 

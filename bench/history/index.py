@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -40,14 +41,15 @@ def index_path(suite_dir: Path) -> Path:
     return suite_dir.parent / defaults.CACHE_SUBDIR / "history" / f"{suite_dir.name}.parquet"
 
 
+SIGNED = ["manifest.json", "cells"] + [f"tables/{table}.parquet" for table in METRICS]
+
+
 def signature(run_dir: Path) -> str:
     """Changes whenever what history reads of the run may have changed."""
-    paths = [run_dir / "manifest.json", run_dir / "cells"]
-    paths += [run_dir / "tables" / f"{table}.parquet" for table in METRICS]
     parts = []
-    for path in paths:
+    for name in SIGNED:
         try:
-            st = path.stat()
+            st = os.stat(f"{run_dir}/{name}")
             parts.append(f"{st.st_mtime_ns}:{st.st_size}")
         except FileNotFoundError:
             parts.append("-")

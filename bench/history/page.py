@@ -10,8 +10,8 @@ from __future__ import annotations
 from bench.history.chart import series_svg
 from bench.history.display import (
     device_text,
-    run_frame,
     rule_text,
+    run_frame,
     series_frame,
     step_frame,
 )
@@ -31,7 +31,7 @@ def render_page(h: History) -> str:
 def summary_section(h: History) -> Section:
     blocks = [Text("\n".join(f"- {line}" for line in header_lines(h) if EXPLAIN not in line)),
               Text(f"*{EXPLAIN[0].upper() + EXPLAIN[1:]}.*")]
-    blocks += [Warning_(line) for line in footer_lines(h) if line.startswith("FAILING")]
+    blocks += [Warning_(line) for line in footer_lines(h)[:-1]]  # regressions at the latest run
     steps = step_frame(h.steps())
     blocks.append(Table(steps, f"Steps ({len(steps)})", highlight_column="_regression")
                   if steps.empty else _highlighted(steps, f"Steps ({len(steps)})"))

@@ -10,8 +10,8 @@ from bench.history.display import (
     DISPLAY_RUNS,
     device_text,
     history_dict,
-    run_frame,
     rule_text,
+    run_frame,
     series_frame,
     step_frame,
 )
@@ -70,7 +70,8 @@ def header_lines(h: History) -> list[str]:
 
 
 def footer_lines(h: History) -> list[str]:
-    lines = [f"FAILING: {s.name} [{s.config_text()}] on {device_text(s)}: the latest run "
+    word = "FAILING" if h.fail_on_step else "REGRESSED AT THE LATEST RUN"
+    lines = [f"{word}: {s.name} [{s.config_text()}] on {device_text(s)}: the latest run "
              f"{s.runs[st.index].run_id} starts a regression beyond tolerance and noise"
              for s, st in h.failing()]
     regressions = sum(st.regression for _, st in h.steps())

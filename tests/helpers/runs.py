@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -34,17 +36,18 @@ seeds = [0, 1, 2]
 
 def make_manifest(run_id: str, cells: Iterable[CellRecord], *, suite_text: str = SUITE_TEXT,
                   device: str = "cpu", device_name: str = DEVICE_NAME, torch: str = "2.5.0",
-                  cpu_count: int = 2, schema_version: int = S.SCHEMA_VERSION) -> dict:
+                  cpu_count: int = 2, schema_version: int = S.SCHEMA_VERSION,
+                  started_utc: str = "2025-01-01T00:00:00+00:00", commit: str = "0" * 40) -> dict:
     cells = list(cells)
+    finished = (datetime.fromisoformat(started_utc) + timedelta(minutes=1)).isoformat()
     return {
         "schema_version": schema_version, "bench_version": "0.1.0", "run_id": run_id,
         "suite": {"name": "synthetic", "path": "synthetic.toml", "sha256": "0" * 64,
                   "text": suite_text},
-        "status": "complete", "started_utc": "2025-01-01T00:00:00+00:00",
-        "finished_utc": "2025-01-01T00:01:00+00:00",
-        "sessions": [{"started_utc": "2025-01-01T00:00:00+00:00",
-                      "finished_utc": "2025-01-01T00:01:00+00:00", "executor": "local",
-                      "status": "complete"}],
+        "status": "complete", "started_utc": started_utc,
+        "finished_utc": finished,
+        "sessions": [{"started_utc": started_utc, "finished_utc": finished,
+                      "executor": "local", "status": "complete"}],
         "seeds": sorted({c.config.get("seed", 0) for c in cells}), "executor": "local",
         "counts": {"ok": sum(c.ok for c in cells), "failed": sum(not c.ok for c in cells),
                    "total": len(cells)},
@@ -54,7 +57,7 @@ def make_manifest(run_id: str, cells: Iterable[CellRecord], *, suite_text: str =
             "device": {"device": device, "device_name": device_name, "torch_threads": cpu_count,
                        "cuda_available": device.startswith("cuda")},
             "machine": {"hostname": "test", "cpu_count": cpu_count, "platform": "Linux"},
-            "git": {"commit": "0" * 40, "dirty": False},
+            "git": {"commit": commit, "dirty": False},
         },
         "cells": {c.id: {"kind": c.kind, "label": c.label, "deps": c.deps, "status": c.status,
                          "reason": c.reason} for c in cells},
@@ -127,6 +130,30 @@ def throughput_cells(times_by_seed: dict[int, Iterable[float]], *, batch_size: i
     return out
 
 
+def gan_cells(fids: dict[int, float] | None = None, *, steps=(0, 250, 500),
+              extractor: str = "bench-domain-0123456789abcdef") -> list[CellRecord]:
+    """One DCGAN cell per seed, evaluated at `steps`; fids[seed] is its final FID."""
+    fids = fids or {0: 13.0, 1: 14.0, 2: 12.5}
+    out = []
+    for seed, fid in fids.items():
+        rows = []
+        for step in steps:
+            f = fid if step == max(steps) else 190.0 - step * (190.0 - fid) / max(steps)
+            rows.append({"gan": "dcgan", "arch": "dcgan", "dataset": "digits", "amp": False,
+                         "extractor": extractor, "extractor_hash": extractor[-16:],
+                         "num_samples": 500, "num_real_samples": 500, "seed": seed, "step": step,
+                         "fid": f, "kid_mean": f / 100, "kid_std": 0.01, "isc_mean": 1.5,
+                         "isc_std": 0.01, "precision": 0.5, "recall": 0.9,
+                         "real_floor_fid": 1.0, "real_floor_num_samples": 450,
+                         "seconds": 1.0 + step / 100, "eval_seconds": 2.0, "note": "",
+                         "train_images_per_s": float("nan") if step == 0 else 1700.0 + seed,
+                         "data_fingerprint": "d1g175"})
+        config = {"gan": "dcgan", "arch": "dcgan", "steps": max(steps), "seed": seed,
+                  "num_samples": 500, "dataset": {"name": "digits", "seed": 0}}
+        out.append(make_cell("gan", config, {S.GAN: rows}, f"gan dcgan seed={seed}"))
+    return out
+
+
 def synthetic_times(rng: np.random.Generator, repeats: int, median_s: float = 0.02,
                     noise: float = 0.05) -> np.ndarray:
     """Per-repeat seconds: a median and multiplicative log-normal noise."""
@@ -177,3 +204,60 @@ def golden_run(name: str) -> Path:
     if not matches:
         raise FileNotFoundError(f"no golden run {name!r} under {GOLDEN}")
     return matches[0].parent
+
+
+# -- many runs of one suite, for `bench history` ------------------------------------------------
+
+HISTORY_START = datetime(2025, 1, 1, tzinfo=timezone.utc)
+
+
+def clone_run(template: Path, dst: Path, *, started_utc: str, commit: str = "0" * 40,
+              device: str | None = None, device_name: str | None = None,
+              tables: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] | None = None) -> Path:
+    """A copy of `template` as another run: its own start time, commit and device, and tables
+    edited by `tables[name](df)`. Files are hard links to the template's until replaced, and
+    writes are plain (no fsync), so that tests can make hundreds of runs."""
+    shutil.copytree(template, dst, ignore=shutil.ignore_patterns("run.lock", "report.*", "plots"),
+                    copy_function=os.link)
+    for name, edit in (tables or {}).items():
+        path = dst / "tables" / f"{name}.parquet"
+        df = edit(pd.read_parquet(path))
+        path.unlink()  # a hard link: never write through it into the template
+        df.to_parquet(path, index=False)
+    manifest = json.loads((dst / "manifest.json").read_text())
+    (dst / "manifest.json").unlink()
+    manifest.update(run_id=dst.name, started_utc=started_utc)
+    manifest["provenance"]["git"]["commit"] = commit
+    if device is not None:
+        manifest["provenance"]["device"]["device"] = device
+    if device_name is not None:
+        manifest["provenance"]["device"]["device_name"] = device_name
+    (dst / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    return dst
+
+
+def series_runs(suite_dir: Path, values, *, seed_spread: float = 0.0, device_names=None,
+                commits=None, first: int = 0) -> list[Path]:
+    """One run per row of `values`: robust_acc of each model (FGSM, ε = 0.1, seeds 0-2) has the
+    given median over seeds, the seeds `seed_spread` apart. `values` maps model -> one value per
+    run (or is one sequence, for model `cnn`): each model is a series of its own. Run i starts
+    first + i hours after HISTORY_START; device_names[i] and commits[i] are recorded if given."""
+    values = values if isinstance(values, dict) else {"cnn": values}
+    template = suite_dir.parent / f".{suite_dir.name}-template"
+    if not template.exists():
+        models = {m: (0.95, [0.7]) for m in values}
+        make_run(template, robustness_cells(models, epsilons=(0.1,), seed_spread=0.0))
+    offsets = {0: -seed_spread, 1: 0.0, 2: seed_spread}
+    out = []
+    for i in range(len(next(iter(values.values())))):
+        now = {m: float(v[i]) for m, v in values.items()}
+
+        def edit(df, now=now):
+            return df.assign(robust_acc=df["model"].map(now) + df["seed"].map(offsets))
+
+        started = (HISTORY_START + timedelta(hours=first + i)).isoformat()
+        out.append(clone_run(template, suite_dir / f"run-{first + i:04d}", started_utc=started,
+                             commit=commits[i] if commits else "0" * 40,
+                             device_name=device_names[i] if device_names else None,
+                             tables={S.ROBUSTNESS: edit}))
+    return out
