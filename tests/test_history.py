@@ -60,46 +60,50 @@ def bench_history(capsys, *args) -> tuple[int, str, str]:
 
 # -- acceptance: steps, noise, outliers, devices ------------------------------------------------
 
-def test_a_planted_step_at_run_30_of_60_is_found_at_run_30(tmp_path):
+@pytest.fixture(scope="module")
+def sixty_runs(tmp_path_factory):
+    """60 runs in one folder; each model is an independent, seeded series (a trial):
+    step0-7 lose 0.05 at run 30; noise00-39 have no step; outlier0-4 have one outlier run."""
     rng = np.random.default_rng(30)
-    trials = {f"m{k}": noisy(rng, 60) - np.r_[np.zeros(30), np.full(30, 0.05)] for k in range(8)}
+    values = {f"step{k}": noisy(rng, 60) - np.r_[np.zeros(30), np.full(30, 0.05)]
+              for k in range(8)}
+    values |= {f"noise{k:02d}": noisy(rng, 60) for k in range(40)}
+    outliers = [(25, 0.15), (40, -0.2), (10, 0.08), (1, -0.3), (50, 0.05)]
+    for k, (at, by) in enumerate(outliers):
+        values[f"outlier{k}"] = noisy(rng, 60)
+        values[f"outlier{k}"][at] += by
     commits = [f"{i:040x}" for i in range(60)]
-    series_runs(tmp_path / "suite", trials, seed_spread=0.01, commits=commits)
-    h = build_history(tmp_path / "suite", metrics=["robust_acc"], repo=None)
-    for model in trials:
+    suite = tmp_path_factory.mktemp("history") / "suite"
+    series_runs(suite, values, seed_spread=0.01, commits=commits)
+    return build_history(suite, metrics=["robust_acc"], repo=None), commits, outliers
+
+
+def test_a_planted_step_at_run_30_of_60_is_found_at_run_30(sixty_runs):
+    h, commits, _ = sixty_runs
+    for model in (f"step{k}" for k in range(8)):
         s = robust_series(h, model)
         assert len(s.steps) == 1, (model, [(st.index, st.judgement) for st in s.steps])
         (step,) = s.steps
         assert abs(step.index - 30) <= 1 and step.regression and step.beyond_noise
         assert s.runs[step.index].commit == commits[step.index]
         assert step.after - step.before == pytest.approx(-0.05, abs=0.012)
-    assert h.exit_code == 0  # the step is not at the latest run
+    assert h.exit_code == 0  # no step is at the latest run
 
 
-def test_noise_without_a_step_yields_no_step_in_95_percent_of_trials(tmp_path):
-    rng = np.random.default_rng(95)
-    trials = {f"m{k:02d}": noisy(rng, 60) for k in range(40)}
-    series_runs(tmp_path / "suite", trials, seed_spread=0.01)
-    h = build_history(tmp_path / "suite", metrics=["robust_acc"], repo=None)
-    with_steps = [m for m in trials if robust_series(h, m).steps]
+def test_noise_without_a_step_yields_no_step_in_95_percent_of_trials(sixty_runs):
+    h, _, _ = sixty_runs
+    with_steps = [k for k in range(40) if robust_series(h, f"noise{k:02d}").steps]
     assert len(with_steps) <= 2, with_steps  # at least 38 of 40 (95%) without a step
 
 
-def test_an_outlier_run_is_not_a_step(tmp_path):
-    rng = np.random.default_rng(7)
-    trials = {}
-    for k, (at, by) in enumerate([(25, 0.15), (40, -0.2), (10, 0.08), (1, -0.3), (50, 0.05)]):
-        y = noisy(rng, 60)
-        y[at] += by
-        trials[f"m{k}"] = (y, at, by)
-    series_runs(tmp_path / "suite", {m: y for m, (y, _, _) in trials.items()}, seed_spread=0.01)
-    h = build_history(tmp_path / "suite", metrics=["robust_acc"], repo=None)
-    for model, (_, at, by) in trials.items():
-        s = robust_series(h, model)
-        assert not s.steps, (model, [(st.index, st.judgement) for st in s.steps])
+def test_an_outlier_run_is_not_a_step(sixty_runs):
+    h, _, outliers = sixty_runs
+    for k, (at, by) in enumerate(outliers):
+        s = robust_series(h, f"outlier{k}")
+        assert not s.steps, (k, [(st.index, st.judgement) for st in s.steps])
         assert s.fit.pending is None
         # A far outlier is marked as one; a mild one (5 noise SDs) just stays in its level.
-        assert (at in s.fit.outliers) == (abs(by) >= 0.08), (model, s.fit.outliers)
+        assert (at in s.fit.outliers) == (abs(by) >= 0.08), (k, s.fit.outliers)
 
 
 def test_a_step_still_counts_when_an_outlier_sits_beside_it():
