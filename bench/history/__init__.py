@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.compare.rules import KNOWN_NAMES, resolve_rules
+from bench.compare.rules import resolve_rules
 from bench.errors import UserError
 from bench.history.index import Index, index_path, load_index, save_index, signature
 from bench.history.read import read_points
@@ -42,6 +42,7 @@ from bench.history.runs import (
 )
 from bench.history.series import build_series
 from bench.store.atomic import atomic_write_text
+from bench.suite.rules import KNOWN_NAMES
 
 
 def run_history(suite_dir: str | Path, *, fmt: str = "text", output: str | Path | None = None,
