@@ -391,3 +391,14 @@ def test_gan_series_say_their_extractor_and_never_mix_two(tmp_path):
     h = build_history(tmp_path / "suite", metrics=["fid"], repo=None)
     assert sorted((s.extractor, len(s.runs)) for s in h.series) == [
         ("bench-domain-0123456789abcdef", 2), ("bench-domain-fedcba9876543210", 1)]
+
+
+# build_tables' aggregates over the infinite FIDs warn while the test writes its runs
+@pytest.mark.filterwarnings("ignore:invalid value encountered in subtract:RuntimeWarning")
+def test_a_run_whose_median_is_not_finite_is_left_out_and_named(tmp_path):
+    make_run(tmp_path / "suite" / "a", gan_cells(), started_utc="2025-01-01T00:00:00+00:00")
+    make_run(tmp_path / "suite" / "b", gan_cells({s: float("inf") for s in range(3)}),
+             started_utc="2025-01-02T00:00:00+00:00")
+    make_run(tmp_path / "suite" / "c", gan_cells(), started_utc="2025-01-03T00:00:00+00:00")
+    (fid,) = build_history(tmp_path / "suite", metrics=["fid"], repo=None).series
+    assert [r.run_id for r in fid.runs] == ["a", "c"] and fid.non_finite == ["b"]

@@ -107,6 +107,7 @@ def series_dict(s: Series) -> dict:
                        for a, b, m in s.fit.levels(s.median)],
             "steps": [step_dict(s, step) for step in s.steps],
             "outliers": [s.runs[i].run_id for i in s.fit.outliers],
+            "non_finite": s.non_finite,
             "pending": step_dict(s, s.fit.pending) if s.fit.pending else None}
 
 

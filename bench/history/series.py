@@ -36,6 +36,7 @@ class Series:
     hi: np.ndarray
     n: np.ndarray  # per run: number of samples
     fit: Fit = field(default_factory=lambda: Fit([]))
+    non_finite: list[str] = field(default_factory=list)  # runs left out: median inf or nan
 
     @property
     def extractor(self) -> str | None:
@@ -65,12 +66,17 @@ def build_series(points: pd.DataFrame, runs: list[RunInfo], ruleset: RuleSet,
     points = points.assign(_pos=points["run"].map(position)).sort_values("_pos", kind="stable")
     out = []
     for (table, metric, device, device_name, _), g in points.groupby(SERIES_COLUMNS, sort=True):
+        finite = np.isfinite(g["median"].to_numpy(float))
+        left_out = [runs[i].run_id for i in g["_pos"][~finite]]
+        g = g[finite]
+        if g.empty:
+            continue
         first = g.iloc[0]
         s = Series(table, metric, json.loads(first["key"]), str(first["data"]), device,
                    device_name, ruleset.rule_for(table, metric),
                    [runs[i] for i in g["_pos"]], g["median"].to_numpy(float),
                    g["lo"].to_numpy(float), g["hi"].to_numpy(float), g["n"].to_numpy(int))
-        s.fit = detect_steps(s.median, s.rule)
+        s.fit, s.non_finite = detect_steps(s.median, s.rule), left_out
         out.append(s)
     return out
 
