@@ -24,6 +24,7 @@ test_the_fast_reader_equals_reading_each_run_whole.)
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -212,7 +213,7 @@ def clone(template: Path, dst: Path, i: int, rob: pd.DataFrame, gan: pd.DataFram
     m = json.loads((template / "manifest.json").read_text())
     start = pd.Timestamp("2025-01-01T00:00:00+00:00") + pd.Timedelta(hours=i)
     m.update(run_id=dst.name, started_utc=start.isoformat())
-    m["provenance"]["git"]["commit"] = f"{i:040x}"
+    m["provenance"]["git"]["commit"] = hashlib.sha1(f"commit {i}".encode()).hexdigest()
     (dst / "manifest.json").unlink()
     (dst / "manifest.json").write_text(json.dumps(m, indent=1, sort_keys=True))
 

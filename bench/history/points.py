@@ -42,7 +42,7 @@ def identity(group_label: str, keys: list[str], labels) -> str:
 def group_meta(row: pd.Series, keys: list[str]) -> tuple[str, str]:
     """(readable key as JSON, data fingerprint) of a group, from one of its rows."""
     data = row[FINGERPRINT] if FINGERPRINT in keys else None
-    key = json.dumps(readable_key(row, keys), sort_keys=True, default=str)
+    key = json.dumps(readable_key(row, keys), default=str)  # in KEY_COLUMNS order, as compare
     return key, "" if data is None or (isinstance(data, float) and np.isnan(data)) else str(data)
 
 

@@ -78,5 +78,12 @@ def build_series(points: pd.DataFrame, runs: list[RunInfo], ruleset: RuleSet,
                    g["lo"].to_numpy(float), g["hi"].to_numpy(float), g["n"].to_numpy(int))
         s.fit, s.non_finite = detect_steps(s.median, s.rule), left_out
         out.append(s)
-    return out
+    return sorted(out, key=_order)
+
+
+def _order(s: Series) -> tuple:
+    """Table, metric, device, then the configuration with numbers in numeric order."""
+    key = [(k, (0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v)))
+           for k, v in s.key.items()]
+    return (s.table, s.metric, s.device, s.device_name, key, s.data)
 
