@@ -101,14 +101,27 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int, device: str) -> 
 def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """d CrossEntropy(mean) / d x, computed exactly as torchattacks.FGSM does, so that
     its sign is bit-identical to the one FGSM steps along for the same batch."""
+    return logits_and_input_gradient(model, x, y)[1]
+
+
+def logits_and_input_gradient(model: nn.Module, x: torch.Tensor,
+                              y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`input_gradient`, plus the (detached) logits of the forward it differentiated."""
     images = x.clone().detach()
     images.requires_grad = True
-    cost = nn.CrossEntropyLoss()(model(images), y)
-    return torch.autograd.grad(cost, images, retain_graph=False, create_graph=False)[0]
+    logits = model(images)
+    cost = nn.CrossEntropyLoss()(logits, y)
+    grad = torch.autograd.grad(cost, images, retain_graph=False, create_graph=False)[0]
+    return logits.detach(), grad
 
 
 def linf_per_sample(x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return (x_adv - x).abs().flatten(1).amax(1)
+
+
+def cat_or_empty(parts: list[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
+    """torch.cat(parts), or an empty tensor of `dtype` when there are none (no images)."""
+    return torch.cat(parts) if parts else torch.zeros(0, dtype=dtype)
 
 
 def l2_per_sample(x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
