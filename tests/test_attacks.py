@@ -6,8 +6,10 @@ import pytest
 import torch
 import torchattacks
 
+import bench.attacks.fgsm as fgsm_module
+from bench import defaults
 from bench.attacks import ATTACKS
-from bench.attacks.fgsm import fgsm_sweep
+from bench.attacks.fgsm import fgsm_sweep, forward_chunk, largest_activation_bytes
 from bench.attacks.pgd import pgd_attack, pgd_sweep
 from bench.cells import CellResult, RunEnv
 from bench.cells.robustness import run_robustness_cell
@@ -16,6 +18,8 @@ from bench.models.build import build_classifier
 from bench.suite.cell_configs import NoAttackParams, RobustnessCellConfig, TrainedSource
 from bench.suite.schema import Normalization, TrainConfig
 from bench.training.loop import train_classifier
+from benchmarks._common import train_briefly, upsampled_digits
+from benchmarks._models import TutorialLeNet
 from tests.helpers.configs import DIGITS
 
 EPSILONS = [0.0, 0.01, 8 / 255, 0.05, 0.1, 0.2, 0.3]
@@ -57,6 +61,87 @@ def test_fgsm_sweep_equals_torchattacks_fgsm_per_epsilon(trained, batch_size):
     # Not a vacuous comparison: the model is trained and the attack really flips predictions.
     accs = [(r.adv_pred == y).float().mean().item() for r in results]
     assert accs[0] > 0.8 and accs[-1] < accs[0] - 0.3
+
+
+@pytest.mark.parametrize("forward_bytes", [1, 2**40])
+def test_fgsm_sweep_equals_torchattacks_at_the_smallest_and_largest_forwards(
+        trained, forward_bytes, monkeypatch):
+    """Forwards of MIN_FORWARD images (pieces of each batch) and of MAX_FORWARD (all ε copies
+    of a batch at once) give the same predictions as torchattacks' one forward per batch."""
+    model, x, y = trained
+    monkeypatch.setattr(fgsm_module, "FORWARD_BYTES", forward_bytes)
+    chunk = forward_chunk(model, x[:1], "cpu")
+    assert chunk == (fgsm_module.MIN_FORWARD if forward_bytes == 1 else fgsm_module.MAX_FORWARD)
+    for res in fgsm_sweep(model, x, y, EPSILONS, 100, "cpu"):
+        assert torch.equal(res.adv_pred, reference_fgsm_predictions(model, x, y, res.epsilon, 100))
+
+
+@pytest.fixture(scope="module")
+def tutorial_lenet():
+    """The PyTorch FGSM tutorial's LeNet (log_softmax, dropout), trained briefly on 28×28 digits."""
+    x_train, y_train = upsampled_digits(1000, split="train", seed=1)
+    x, y = upsampled_digits(600, split="test", seed=2)
+    torch.manual_seed(0)
+    model = train_briefly(TutorialLeNet(), x_train, y_train, epochs=3, batch_size=32, lr=5e-3)
+    return model, x, y
+
+
+def test_fgsm_sweep_equals_torchattacks_on_the_tutorial_lenet_at_the_suite_default(tutorial_lenet):
+    """The suite's default batch (600 images: one batch of 512 cut into pieces of the default
+    forward, then one of 88 whose ε copies share forwards) and the model's dropout in training
+    mode, as the tutorial leaves it: the sweep must put it in eval mode, like torchattacks."""
+    model, x, y = tutorial_lenet
+    batch = defaults.EVAL_BATCH_SIZE
+    chunk = forward_chunk(model, x[:1], "cpu")
+    assert 88 < chunk < batch < len(y)  # both ways of cutting forwards are exercised
+    model.train()
+    try:
+        results = fgsm_sweep(model, x, y, EPSILONS, batch, "cpu")
+        assert model.training
+        model.eval()
+        for res in results:
+            expected = reference_fgsm_predictions(model, x, y, res.epsilon, batch)
+            assert torch.equal(res.adv_pred, expected), f"ε={res.epsilon}"
+    finally:
+        model.eval()
+    accs = [(r.adv_pred == y).float().mean().item() for r in results]
+    assert accs[0] > 0.6 and accs[-1] < accs[0] - 0.3  # trained, and really attacked
+
+
+def test_fgsm_sweep_equals_torchattacks_on_a_cifar_resnet18():
+    """bench's ResNet-18 (BatchNorm, residual adds) on 32×32×3 images: forwards of 32 images
+    (its largest activation is 64×32×32 floats), so a batch of 34 is cut into 32 + 2."""
+    torch.manual_seed(0)
+    model = build_classifier({"arch": "resnet18", "normalize": None}, (3, 32, 32), 10).eval()
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.rand(34, 3, 32, 32, generator=gen), torch.randint(0, 10, (34,), generator=gen)
+    assert largest_activation_bytes(model, x[:1]) == 64 * 32 * 32 * 4
+    assert forward_chunk(model, x[:1], "cpu") == 32
+    for res in fgsm_sweep(model, x, y, [0.0, 8 / 255], 34, "cpu"):
+        assert torch.equal(res.adv_pred, reference_fgsm_predictions(model, x, y, res.epsilon, 34))
+
+
+def test_epsilon_zero_reuses_the_clean_forward_only_when_fgsm_leaves_the_input_alone(trained):
+    """At ε=0 the clamp changes inputs outside [0, 1]: then the predictions must be those of
+    the clamped images (an adversarial forward), not those of the gradient's forward."""
+    model, x, y = trained
+    x = x[:100] * 3  # many pixels above 1 (torchattacks itself refuses such inputs)
+    (res,) = fgsm_sweep(model, x, y[:100], [0.0], 100, "cpu")
+    with torch.no_grad():
+        clamped, raw = model(x.clamp(0, 1)).argmax(1), model(x).argmax(1)
+    assert not torch.equal(clamped, raw)  # the case is one where reuse would be wrong
+    assert torch.equal(res.adv_pred, clamped)
+    assert res.linf.max().item() > 0
+
+
+def test_forward_chunk_follows_the_largest_activation_and_leaves_no_hooks():
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 10, 5), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(5760, 10))
+    example = torch.zeros(1, 1, 28, 28)
+    assert largest_activation_bytes(model, example) == 10 * 24 * 24 * 4
+    assert forward_chunk(model, example, "cpu") == fgsm_module.FORWARD_BYTES // (10 * 24 * 24 * 4)
+    assert forward_chunk(model, example, "cuda") == fgsm_module.MAX_FORWARD  # the GPU: largest
+    assert all(not m._forward_hooks for m in model.modules())
 
 
 def test_fgsm_sweep_attacks_in_eval_mode_and_restores_train_mode(trained):
