@@ -1,38 +1,44 @@
-"""FGSM ε-sweep: bench's shared-gradient sweep against the naive torchattacks loop and the
-PyTorch FGSM tutorial's loop, timed side by side in one process, alternating.
+"""FGSM ε-sweep on three real architectures: bench's sweep against the code people write instead,
+timed side by side in one process, alternating.
 
-    python benchmarks/fgsm_sweep.py [--rounds 5] [--tutorial-subset 1000] [--threads N]
+    python benchmarks/fgsm_sweep.py [--shapes lenet,small-cnn,resnet18] [--rounds N] [--threads 1]
 
-Contenders, on the same LeNet and the same 10,000 images, 7 epsilons:
+Shapes (7 ε, the tutorial's list; the model in eval mode, contiguous, as a suite gives it):
 
-  (a)  bench.attacks.fgsm.fgsm_sweep: one input gradient per batch shared by every ε, adversarial
-       forwards under inference_mode; called with the batch size and memory format (channels_last
-       model and inputs) that measured fastest here.
-  (b)  the naive loop: for each ε a fresh torchattacks.FGSM, called batch by batch (batch 256),
-       then a no-grad forward for the predictions.
-  (c)  the loop of the PyTorch FGSM tutorial (pytorch.org/tutorials/beginner/fgsm_tutorial.html)
-       at batch size 1: forward, skip if already wrong, loss.backward(), sign step, clamp,
-       forward. Timed on the first --tutorial-subset images and scaled per image to 10,000
-       (printed as such).
+  lenet      the PyTorch FGSM tutorial's LeNet (benchmarks/_models.py: log_softmax, dropout) on
+             10,000 1×28×28 images, trained 2 epochs
+  small-cnn  bench's small CNN (bench.models.small_cnn, BatchNorm) on 10,000 1×8×8 digits,
+             trained 2 epochs
+  resnet18   bench's CIFAR ResNet-18 (bench.models.resnet) on 256 3×32×32 images, untrained
+             (its time does not depend on its weights; training it here would take an hour)
 
-With --compare-max-forward N, a separate alternating comparison follows: fgsm_sweep at batch
-512 (the robustness cells' default) as it is (MAX_FORWARD=4096: all 7 ε copies of a batch in one
-3584-image forward) against bench.attacks.fgsm.MAX_FORWARD set to N, the change proposed for
-fgsm.py (adversarial forwards small enough for the CPU caches). It does not change (a).
+Contenders, each at the suite's default batch size (bench.defaults.EVAL_BATCH_SIZE) and at the
+batch size that was fastest *for that contender* in a search over --candidates:
 
-Data: no MNIST download is possible here, so the images are scikit-learn's real 8×8 digits
-upsampled to 28×28 and shifted by up to 2 pixels (benchmarks/_common.py: upsampled_digits);
-LeNet is trained briefly (2 epochs of Adam) on 10,000 such images made from the training split,
-and attacked on 10,000 made from the test split.
+  naive     for each ε a fresh torchattacks.FGSM, called batch by batch, then a no-grad forward
+  plain     the shared-gradient loop anyone can write (`plain_sweep` below, 15 lines): one input
+            gradient per batch, then one no-grad forward per ε
+  bench     bench.attacks.fgsm.fgsm_sweep, as a robustness cell calls it
+  tutorial  the loop of the PyTorch FGSM tutorial at batch size 1 (forward, skip if already
+            wrong, backward, sign step, clamp, forward), timed on the first --tutorial-subset
+            images and scaled per image
+
+Each ratio is the median of per-round ratios against `naive` at the default batch, with its
+IQR. The FLOP floor is the time the work would take at the fp32 matmul peak measured in this
+run: the work is one input gradient and 7 forwards per image (FLOPs counted by
+torch.utils.flop_counter on a slice of the data), the same for every contender.
+
+Data: no dataset download is possible here, so the images are scikit-learn's real 8×8 digits,
+upsampled (bilinear) and shifted by up to 2 pixels (benchmarks/_common.upsampled_digits); the
+ResNet's are the same digits at 32×32, repeated over 3 channels.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
-import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -42,36 +48,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from benchmarks._common import (  # noqa: E402
     alternate,
-    describe_times,
     fmt_load,
     machine_lines,
+    quartiles,
     ratio_summary,
-    train_briefly,
-    upsampled_digits,
 )
+from benchmarks._shapes import SHAPES, Shape, build_shape  # noqa: E402
 
 EPSILONS = [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3]  # the tutorial's list
-N_IMAGES = 10_000
-NAIVE_BATCH = 256
-SWEEP_BATCH = 128  # fastest measured here for fgsm_sweep as it is (MAX_FORWARD=4096)
-TARGET_VS_NAIVE, TARGET_VS_TUTORIAL = 2.5, 40.0
+TARGET_VS_NAIVE = 2.5
+
+Correct = list[torch.Tensor]  # per ε, a bool mask over the images
 
 
-def sweep_accuracies(model, x, y, batch_size) -> list[torch.Tensor]:
-    from bench.attacks.fgsm import fgsm_sweep
+# --- the contenders ------------------------------------------------------------------------
 
-    return [r.adv_pred == y for r in fgsm_sweep(model, x, y, EPSILONS, batch_size, "cpu")]
-
-
-def naive_accuracies(model, x, y, batch_size=NAIVE_BATCH) -> list[torch.Tensor]:
+def naive_sweep(model, x, y, batch_size) -> Correct:
     import torchattacks
 
     out = []
     for eps in EPSILONS:
         attack = torchattacks.FGSM(model, eps=eps)
         correct = []
-        for start in range(0, len(y), batch_size):
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
             adv = attack(xb, yb)
             with torch.no_grad():
                 correct.append(model(adv).argmax(1) == yb)
@@ -79,9 +78,32 @@ def naive_accuracies(model, x, y, batch_size=NAIVE_BATCH) -> list[torch.Tensor]:
     return out
 
 
-def tutorial_accuracies(model, x, y) -> list[torch.Tensor]:
-    """The tutorial's `test(model, device, test_loader, epsilon)` for every ε, batch size 1
-    (LeNet here returns logits, so cross_entropy stands for its log_softmax + nll_loss)."""
+def plain_sweep(model, x, y, batch_size) -> Correct:
+    """The plain shared-gradient loop: what a user writes once they see that sign(∇) does not
+    depend on ε."""
+    correct = [[] for _ in EPSILONS]
+    for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
+        xr = xb.clone().requires_grad_(True)
+        loss = F.cross_entropy(model(xr), yb)
+        (grad,) = torch.autograd.grad(loss, xr)
+        step = grad.sign()
+        with torch.no_grad():
+            for i, eps in enumerate(EPSILONS):
+                adv = torch.clamp(xb + eps * step, 0, 1)
+                correct[i].append(model(adv).argmax(1) == yb)
+    return [torch.cat(c) for c in correct]
+
+
+def bench_sweep(model, x, y, batch_size) -> Correct:
+    from bench.attacks.fgsm import fgsm_sweep
+
+    return [r.adv_pred == y for r in fgsm_sweep(model, x, y, EPSILONS, batch_size, "cpu")]
+
+
+def tutorial_sweep(model, x, y, nll: bool) -> Correct:
+    """The tutorial's `test(model, device, test_loader, epsilon)` for every ε, batch size 1.
+    Its LeNet ends in log_softmax and takes nll_loss; models ending in logits take cross_entropy."""
+    loss_fn = F.nll_loss if nll else F.cross_entropy
     out = []
     for eps in EPSILONS:
         correct = torch.zeros(len(y), dtype=torch.bool)
@@ -92,7 +114,7 @@ def tutorial_accuracies(model, x, y) -> list[torch.Tensor]:
             init_pred = output.max(1, keepdim=True)[1]
             if init_pred.item() != target.item():
                 continue
-            loss = F.cross_entropy(output, target)
+            loss = loss_fn(output, target)
             model.zero_grad()
             loss.backward()
             perturbed = torch.clamp(data + eps * data.grad.data.sign(), 0, 1)
@@ -102,127 +124,166 @@ def tutorial_accuracies(model, x, y) -> list[torch.Tensor]:
     return out
 
 
+BATCHED = {"naive": naive_sweep, "plain": plain_sweep, "bench": bench_sweep}
+
+
+# --- per shape: images, batch-size candidates, search subset, tutorial subset ------------
+
+SETTINGS = {
+    "lenet": {"images": 10_000, "candidates": [64, 128, 256, 512, 1024], "search": 2048,
+              "tutorial": 300},
+    "small-cnn": {"images": 10_000, "candidates": [64, 128, 256, 512, 1024], "search": 2048,
+                  "tutorial": 300},
+    "resnet18": {"images": 256, "candidates": [32, 64, 128, 256], "search": 128, "tutorial": 16},
+}
+
+
+# --- measuring -----------------------------------------------------------------------------
+
+def search_best_batches(shape: Shape, repeats: int) -> dict[str, int]:
+    """For each batched contender, the candidate batch size with the lowest median time on the
+    first SETTINGS["search"] images (one call per candidate per repeat, alternating)."""
+    settings = SETTINGS[shape.name]
+    x, y = shape.x[:settings["search"]], shape.y[:settings["search"]]
+    runs = {f"{name}@{bs}": (lambda fn=fn, bs=bs: fn(shape.model, x, y, bs))
+            for name, fn in BATCHED.items() for bs in settings["candidates"]}
+    times = alternate(runs, rounds=repeats, warmup=0, progress=False)
+    best = {}
+    for name in BATCHED:
+        medians = {bs: float(np.median(times[f"{name}@{bs}"])) for bs in settings["candidates"]}
+        best[name] = min(medians, key=medians.get)
+        cells = ", ".join(f"{bs}: {t:.3f}" for bs, t in medians.items())
+        print(f"  search {name:<6s} s per call on {len(y)} images: {cells} -> best {best[name]}")
+    return best
+
+
+def work_flops(shape: Shape, sample: int = 64) -> float:
+    """FLOPs of one input gradient and len(EPSILONS) forwards over all images."""
+    from bench.throughput.flops import count_flops
+
+    x, y = shape.x[:sample], shape.y[:sample]
+    return count_flops(lambda: plain_sweep(shape.model, x, y, sample)) * len(shape.y) / len(y)
+
+
+def contenders(shape: Shape, default: int, best: dict[str, int]):
+    runs: dict[str, Callable[[], Correct]] = {}
+    batches: dict[str, int] = {}
+    for name, fn in BATCHED.items():
+        for bs in dict.fromkeys([default, best[name]]):
+            label = f"{name}@{bs}" + (" (default)" if bs == default else " (best)")
+            runs[label] = lambda fn=fn, bs=bs: fn(shape.model, shape.x, shape.y, bs)
+            batches[label] = bs
+    sub = min(SETTINGS[shape.name]["tutorial"], len(shape.y))
+    runs["tutorial@1"] = lambda: tutorial_sweep(shape.model, shape.x[:sub], shape.y[:sub], shape.nll)
+    batches["tutorial@1"] = 1
+    return runs, batches, len(shape.y) / sub
+
+
+def run_shape(shape: Shape, rounds: int, search_repeats: int, peak_tflops: float) -> list[dict]:
+    from bench.defaults import EVAL_BATCH_SIZE
+
+    print(f"\n=== {shape.title} ({'; '.join(shape.notes)}); load {fmt_load()}", flush=True)
+    best = search_best_batches(shape, search_repeats)
+    runs, batches, tutorial_scale = contenders(shape, EVAL_BATCH_SIZE, best)
+    results: dict[str, Correct] = {}
+    recorded = {label: (lambda label=label, fn=fn: results.__setitem__(label, fn()))
+                for label, fn in runs.items()}
+    print(f"  timing {rounds} rounds (+1 warm-up), alternating", flush=True)
+    times = alternate(recorded, rounds=rounds, warmup=1, progress=False)
+    times["tutorial@1"] = [t * tutorial_scale for t in times["tutorial@1"]]
+    floor_s = work_flops(shape) / (peak_tflops * 1e12)
+    baseline = f"naive@{EVAL_BATCH_SIZE} (default)"
+    rows = []
+    for label, ts in times.items():
+        q1, med, q3 = quartiles(ts)
+        r = ratio_summary(times[baseline], ts)
+        rows.append({"shape": shape.name, "contender": label, "batch": batches[label],
+                     "median": med, "q1": q1, "q3": q3, "ratio": r["median_ratio"],
+                     "ratio_q1": r["ratio_q1"], "ratio_q3": r["ratio_q3"],
+                     "floor_multiple": med / floor_s})
+    print_shape_table(rows, floor_s, tutorial_scale)
+    print_accuracies(shape, results, batches, EVAL_BATCH_SIZE)
+    print_verdict(rows, EVAL_BATCH_SIZE)
+    print(f"  load after: {fmt_load()}", flush=True)
+    return rows
+
+
+# --- reporting -----------------------------------------------------------------------------
+
+def print_shape_table(rows: list[dict], floor_s: float, tutorial_scale: float) -> None:
+    print(f"  FLOP floor of the work: {floor_s:.3f} s; tutorial timed on 1/{tutorial_scale:g} "
+          "of the images and scaled")
+    print(f"  {'contender':<24s} {'median s':>9s} {'IQR':>19s} {'vs naive@default':>24s} "
+          f"{'× floor':>8s}")
+    for r in rows:
+        print(f"  {r['contender']:<24s} {r['median']:9.3f} [{r['q1']:7.3f}, {r['q3']:7.3f}] "
+              f"{r['ratio']:7.2f}× [{r['ratio_q1']:.2f}, {r['ratio_q3']:.2f}]    "
+              f"{r['floor_multiple']:6.1f}")
+
+
+def print_accuracies(shape: Shape, results: dict[str, Correct], batches, default: int) -> None:
+    print("  correct samples per ε (" + ", ".join(f"{e:g}" for e in EPSILONS) + "):")
+    for label, correct in results.items():
+        counts = " ".join(f"{int(c.sum()):>6d}" for c in correct)
+        print(f"    {label:<24s} {counts}")
+    naive = results[f"naive@{default} (default)"]
+    for label, correct in results.items():
+        if batches[label] == default and not label.startswith("naive"):
+            same = all(torch.equal(a, b) for a, b in zip(naive, correct))
+            print(f"    {label} identical per sample to naive@{default}: {same}")
+    sub = len(results["tutorial@1"][0])
+    bench = results[f"bench@{default} (default)"]
+    diff = sum(int((a[:sub] != b).sum()) for a, b in zip(bench, results["tutorial@1"]))
+    print(f"    tutorial vs bench on its {sub} images: {diff} (sample, ε) pairs differ "
+          "(the tutorial skips images it already misclassifies)")
+
+
+def print_verdict(rows: list[dict], default: int) -> None:
+    by = {r["contender"]: r for r in rows}
+    bench, plain = by[f"bench@{default} (default)"], by[f"plain@{default} (default)"]
+    ahead = bench["median"] <= plain["median"]
+    fast = bench["ratio"] >= TARGET_VS_NAIVE
+    print(f"  at the default batch {default}: bench {'ahead of' if ahead else 'BEHIND'} the plain "
+          f"loop ({plain['median'] / bench['median']:.2f}× by medians); "
+          f"{bench['ratio']:.2f}× naive, {'meets' if fast else 'MISSES'} ≥{TARGET_VS_NAIVE:g}×")
+
+
+def print_markdown(rows: list[dict]) -> None:
+    print("\n| shape | contender | median s | IQR s | vs naive@default [IQR] | × FLOP floor |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['shape']} | {r['contender']} | {r['median']:.3f} | "
+              f"[{r['q1']:.3f}, {r['q3']:.3f}] | {r['ratio']:.2f}× [{r['ratio_q1']:.2f}, "
+              f"{r['ratio_q3']:.2f}] | {r['floor_multiple']:.1f} |")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shapes", default=",".join(SHAPES))
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--tutorial-subset", type=int, default=1000)
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's default)")
-    parser.add_argument("--sweep-batch", type=int, default=SWEEP_BATCH)
-    parser.add_argument("--compare-max-forward", type=int, default=0, metavar="N",
-                        help="also compare MAX_FORWARD=N with the current value at batch 512")
+    parser.add_argument("--search-repeats", type=int, default=2)
+    parser.add_argument("--images", type=int, help="images per shape (default: SETTINGS)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1, as bench runs CPU cells)")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
 
-    import bench.attacks.fgsm as fgsm_mod
-    from bench.models.lenet import build_lenet
-    from bench.throughput.flops import count_flops
     from bench.throughput.peaks import cpu_matmul_peak_tflops
 
-    print("FGSM ε-sweep benchmark (bench vs torchattacks loop vs PyTorch tutorial loop)")
+    print("FGSM ε-sweep: bench vs torchattacks per ε vs the plain shared-gradient loop vs the "
+          "PyTorch tutorial loop")
     for line in machine_lines():
         print(line)
-    t0 = time.perf_counter()
-    x_train, y_train = upsampled_digits(N_IMAGES, split="train", seed=1)
-    x, y = upsampled_digits(N_IMAGES, split="test", seed=2)
-    torch.manual_seed(0)
-    model = train_briefly(build_lenet(1, 10, (28, 28)), x_train, y_train, epochs=2)
-    for p in model.parameters():
-        p.requires_grad_(True)
-    with torch.no_grad():
-        clean = (model(x).argmax(1) == y).float().mean().item()
-    print(f"data: {N_IMAGES} images 1×28×28 = sklearn 8×8 digits (test split) upsampled bilinearly "
-          f"and shifted ≤2 px (synthetic stand-in for MNIST; no download possible)")
-    print(f"model: LeNet (bench.models.lenet), trained 2 epochs of Adam on {N_IMAGES} upsampled "
-          f"train-split digits in {time.perf_counter() - t0:.1f} s; clean accuracy {clean:.4f}")
-    print(f"epsilons: {EPSILONS}")
-
-    # (a) uses a channels_last copy of the same weights, which measured faster here.
-    model_cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
-    x_cl = x.contiguous(memory_format=torch.channels_last)
-    sub = args.tutorial_subset
-    results: dict[str, list[torch.Tensor]] = {}
-
-    def run_sweep():
-        results["a"] = sweep_accuracies(model_cl, x_cl, y, args.sweep_batch)
-
-    def run_naive():
-        results["b"] = naive_accuracies(model, x, y)
-
-    def run_tutorial():
-        results["c"] = tutorial_accuracies(model, x[:sub], y[:sub])
-
-    contenders = {"a": run_sweep, "b": run_naive, "c": run_tutorial}
-    print(f"\ntiming {args.rounds} rounds (plus one warm-up round), alternating; load before: "
-          f"{fmt_load()}", flush=True)
-    times = alternate(contenders, rounds=args.rounds, warmup=1)
-    load_after = fmt_load()
-    tutorial_scaled = [t * N_IMAGES / sub for t in times["c"]]
-
-    print("\nseconds for the whole sweep (7 ε × 10,000 images):")
-    print(describe_times(f"(a) bench fgsm_sweep, batch {args.sweep_batch}, channels_last", times["a"]))
-    print(describe_times(f"(b) torchattacks.FGSM per ε, batch {NAIVE_BATCH}", times["b"]))
-    print(describe_times(f"(c) tutorial loop, batch 1 (timed on {sub}, ×{N_IMAGES / sub:g})",
-                         tutorial_scaled))
-
-    print("\nspeed-ups of (a) (median of per-round ratios [IQR]; ratio of medians):")
-    rows = [("b", times["b"], TARGET_VS_NAIVE), ("c", tutorial_scaled, TARGET_VS_TUTORIAL)]
-    for name, slow, target in rows:
-        r = ratio_summary(slow, times["a"])
-        verdict = "meets" if r["median_ratio"] >= target else "MISSES"
-        print(f"  (a) vs ({name}): {r['median_ratio']:.2f}× [{r['ratio_q1']:.2f}, {r['ratio_q3']:.2f}]; "
-              f"{r['ratio_of_medians']:.2f}×  — {verdict} the ≥{target:g}× target")
-
-    print("\naccuracy per ε (correct samples; (c) on its subset, compared with (a) there):")
-    worst_ab = worst_ac = 0
-    for i, eps in enumerate(EPSILONS):
-        a, b, c = results["a"][i], results["b"][i], results["c"][i]
-        d_ab = int(a.sum() - b.sum())
-        d_ac = int(a[:sub].sum() - c.sum())
-        worst_ab, worst_ac = max(worst_ab, abs(d_ab)), max(worst_ac, abs(d_ac))
-        print(f"  ε={eps:<5} (a) {a.float().mean():.4f}  (b) {b.float().mean():.4f} [Δ {d_ab:+d}, "
-              f"{int((a != b).sum())} samples differ]  (c) {c.float().mean():.4f} vs (a) "
-              f"{a[:sub].float().mean():.4f} [Δ {d_ac:+d}]")
-    print(f"  largest difference: (a)-(b) {worst_ab} of {N_IMAGES} samples, (a)-(c) {worst_ac} of "
-          f"{sub} (the tutorial counts clean-misclassified samples as wrong without attacking; "
-          "(a) uses channels_last kernels, (b) contiguous ones)")
-
-    flops = count_flops(lambda: sweep_accuracies(model_cl, x_cl, y, args.sweep_batch))
     peak = cpu_matmul_peak_tflops(torch.get_num_threads())
-    achieved = flops / float(np.median(times["a"])) / 1e12
-    print(f"\n(a) work: {flops / 1e9:.2f} GFLOP per sweep (FlopCounterMode: convolutions and matmuls) "
-          f"-> {achieved * 1e3:.1f} GFLOP/s at the median = {achieved / peak:.1%} of the fp32 matmul "
-          f"peak measured in this run ({peak * 1e3:.1f} GFLOP/s: best repeat of 512² and 1024² "
-          f"matmuls, {torch.get_num_threads()} threads)")
-    print(f"load average after: {load_after}")
-    if args.compare_max_forward:
-        compare_max_forward(fgsm_mod, model_cl, x_cl, y, args.compare_max_forward, args.rounds)
+    print(f"fp32 matmul peak measured now: {peak * 1e3:.1f} GFLOP/s "
+          f"({torch.get_num_threads()} threads, best repeat); epsilons {EPSILONS}")
+    rows = []
+    for name in args.shapes.split(","):
+        name = name.strip()
+        shape = build_shape(name, args.images or SETTINGS.get(name, {}).get("images", 0))
+        rows += run_shape(shape, args.rounds, args.search_repeats, peak)
+    print_markdown(rows)
     return 0
-
-
-def compare_max_forward(fgsm_mod, model, x, y, proposed: int, rounds: int, batch: int = 512) -> None:
-    current = fgsm_mod.MAX_FORWARD
-    preds: dict[int, list[torch.Tensor]] = {}
-
-    def with_cap(cap):
-        def run():
-            fgsm_mod.MAX_FORWARD = cap
-            try:
-                preds[cap] = sweep_accuracies(model, x, y, batch)
-            finally:
-                fgsm_mod.MAX_FORWARD = current
-        return run
-
-    print(f"\nfgsm_sweep at batch {batch}: MAX_FORWARD={current} (as is) vs {proposed} (proposed), "
-          f"{rounds} rounds, alternating; load {fmt_load()}")
-    times = alternate({"as_is": with_cap(current), "proposed": with_cap(proposed)}, rounds=rounds,
-                      warmup=1, progress=False)
-    print(describe_times(f"  MAX_FORWARD={current}", times["as_is"]))
-    print(describe_times(f"  MAX_FORWARD={proposed}", times["proposed"]))
-    r = ratio_summary(times["as_is"], times["proposed"])
-    same = all(torch.equal(a, b) for a, b in zip(preds[current], preds[proposed]))
-    print(f"  speed-up {r['median_ratio']:.2f}× [{r['ratio_q1']:.2f}, {r['ratio_q3']:.2f}]; "
-          f"per-sample results identical: {same}; load after {fmt_load()}")
 
 
 if __name__ == "__main__":

@@ -110,7 +110,7 @@ def test_fgsm_sweep_equals_torchattacks_on_the_tutorial_lenet_at_the_suite_defau
 
 def test_fgsm_sweep_equals_torchattacks_on_a_cifar_resnet18():
     """bench's ResNet-18 (BatchNorm, residual adds) on 32×32×3 images: forwards of 32 images
-    (its largest activation is 64×32×32 floats), so a batch of 34 is cut into 32 + 2."""
+    (its largest activation is 64×32×32 floats), so a batch of 34 is cut into 17 + 17."""
     torch.manual_seed(0)
     model = build_classifier({"arch": "resnet18", "normalize": None}, (3, 32, 32), 10).eval()
     gen = torch.Generator().manual_seed(0)

@@ -103,7 +103,8 @@ def batch_sweep(model: nn.Module, xb: torch.Tensor, logits: torch.Tensor, step: 
                 out[i] = (logits.argmax(1), linf_per_sample(x_adv, xb), l2_per_sample(x_adv, xb))
                 continue
         todo.append(i)
-    per_forward, piece = max(1, chunk // len(xb)), min(len(xb), chunk)
+    per_forward = max(1, chunk // len(xb))
+    piece = -(-len(xb) // -(-len(xb) // chunk))  # equal pieces of at most `chunk` images
     for first in range(0, len(todo), per_forward):
         group = todo[first:first + per_forward]
         eps_t = torch.tensor([eps[i] for i in group], dtype=xb.dtype, device=xb.device)

@@ -1,0 +1,69 @@
+"""The model shapes the attack benchmarks run on: real architectures, MNIST- and CIFAR-sized.
+
+No dataset download is possible here, so the images are scikit-learn's real 8×8 digits,
+upsampled (bilinear) and shifted by up to 2 pixels (`_common.upsampled_digits`); the ResNet's
+are the same digits at 32×32, repeated over 3 channels.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from benchmarks._common import train_briefly, upsampled_digits
+
+SHAPES = ("lenet", "small-cnn", "resnet18")
+
+
+@dataclass
+class Shape:
+    name: str
+    title: str
+    model: torch.nn.Module
+    x: torch.Tensor
+    y: torch.Tensor
+    nll: bool  # the model outputs log-probabilities (the tutorial's loss is nll_loss)
+    notes: list[str] = field(default_factory=list)
+
+
+def build_shape(name: str, images: int) -> Shape:
+    """`images` test images and a model in eval mode:
+
+    lenet      the PyTorch FGSM tutorial's LeNet (benchmarks/_models.py) on 1×28×28,
+               trained 2 epochs on 10,000 images
+    small-cnn  bench's small CNN (bench.models.small_cnn) on 1×8×8, trained 2 epochs
+    resnet18   bench's CIFAR ResNet-18 (bench.models.resnet) on 3×32×32, untrained
+    """
+    from bench.models.build import build_classifier
+    from benchmarks._models import TutorialLeNet
+
+    t0 = time.perf_counter()
+    torch.manual_seed(0)
+    if name == "lenet":
+        x_train, y_train = upsampled_digits(10_000, split="train", seed=1)
+        x, y = upsampled_digits(images, split="test", seed=2)
+        model = train_briefly(TutorialLeNet(), x_train, y_train, epochs=2, batch_size=64)
+        shape = Shape(name, f"tutorial LeNet, {images} × 1×28×28", model, x, y, True)
+    elif name == "small-cnn":
+        x_train, y_train = upsampled_digits(10_000, size=8, split="train", seed=1, max_shift=1)
+        x, y = upsampled_digits(images, size=8, split="test", seed=2, max_shift=1)
+        model = build_classifier({"arch": "small-cnn", "normalize": None}, (1, 8, 8), 10)
+        model = train_briefly(model, x_train, y_train, epochs=2)
+        shape = Shape(name, f"bench small-cnn, {images} × 1×8×8", model, x, y, False)
+    elif name == "resnet18":
+        x, y = upsampled_digits(images, size=32, split="test", seed=2)
+        x = x.repeat(1, 3, 1, 1).contiguous()
+        model = build_classifier({"arch": "resnet18", "normalize": None}, (3, 32, 32), 10)
+        shape = Shape(name, f"bench resnet18 (CIFAR stem), {images} × 3×32×32", model, x, y,
+                      False, ["untrained: chance-level accuracies; its time does not depend "
+                              "on its weights, and training it here would take an hour"])
+    else:
+        raise SystemExit(f"unknown shape {name!r}; expected one of {', '.join(SHAPES)}")
+    shape.model.eval()
+    with torch.no_grad():
+        clean = torch.cat([shape.model(xb).argmax(1) for xb in shape.x.split(512)])
+    shape.notes.append(f"clean accuracy {(clean == shape.y).float().mean().item():.4f}")
+    shape.notes.append(f"set up in {time.perf_counter() - t0:.1f} s")
+    return shape
