@@ -63,15 +63,16 @@ def test_fgsm_sweep_equals_torchattacks_fgsm_per_epsilon(trained, batch_size):
     assert accs[0] > 0.8 and accs[-1] < accs[0] - 0.3
 
 
-@pytest.mark.parametrize("forward_bytes", [1, 2**40])
+@pytest.mark.parametrize("forward_bytes, cpu_max", [(1, 256), (2**40, 4096)])
 def test_fgsm_sweep_equals_torchattacks_at_the_smallest_and_largest_forwards(
-        trained, forward_bytes, monkeypatch):
-    """Forwards of MIN_FORWARD images (pieces of each batch) and of MAX_FORWARD (all ε copies
-    of a batch at once) give the same predictions as torchattacks' one forward per batch."""
+        trained, forward_bytes, cpu_max, monkeypatch):
+    """Forwards of MIN_FORWARD images (pieces of each batch) and of 4096 (all ε copies of a
+    batch at once) give the same predictions as torchattacks' one forward per batch."""
     model, x, y = trained
     monkeypatch.setattr(fgsm_module, "FORWARD_BYTES", forward_bytes)
+    monkeypatch.setattr(fgsm_module, "CPU_MAX_FORWARD", cpu_max)
     chunk = forward_chunk(model, x[:1], "cpu")
-    assert chunk == (fgsm_module.MIN_FORWARD if forward_bytes == 1 else fgsm_module.MAX_FORWARD)
+    assert chunk == (fgsm_module.MIN_FORWARD if forward_bytes == 1 else 4096)
     for res in fgsm_sweep(model, x, y, EPSILONS, 100, "cpu"):
         assert torch.equal(res.adv_pred, reference_fgsm_predictions(model, x, y, res.epsilon, 100))
 
@@ -135,12 +136,18 @@ def test_epsilon_zero_reuses_the_clean_forward_only_when_fgsm_leaves_the_input_a
 
 
 def test_forward_chunk_follows_the_largest_activation_and_leaves_no_hooks():
-    model = torch.nn.Sequential(torch.nn.Conv2d(1, 10, 5), torch.nn.ReLU(), torch.nn.Flatten(),
-                                torch.nn.Linear(5760, 10))
+    def net(channels):
+        return torch.nn.Sequential(torch.nn.Conv2d(1, channels, 1), torch.nn.ReLU(),
+                                   torch.nn.Flatten(), torch.nn.Linear(channels * 784, 10))
+
     example = torch.zeros(1, 1, 28, 28)
-    assert largest_activation_bytes(model, example) == 10 * 24 * 24 * 4
-    assert forward_chunk(model, example, "cpu") == fgsm_module.FORWARD_BYTES // (10 * 24 * 24 * 4)
-    assert forward_chunk(model, example, "cuda") == fgsm_module.MAX_FORWARD  # the GPU: largest
+    assert largest_activation_bytes(net(27), example) == 27 * 784 * 4
+    assert forward_chunk(net(27), example, "cpu") == 8 * 2**20 // (27 * 784 * 4) == 99
+    assert forward_chunk(net(2), example, "cpu") == fgsm_module.CPU_MAX_FORWARD  # small: capped
+    assert forward_chunk(net(512), example, "cpu") == fgsm_module.MIN_FORWARD  # huge: floor
+    assert forward_chunk(net(2), example, "cuda") == fgsm_module.MAX_FORWARD  # a GPU: largest
+    model = net(27)
+    forward_chunk(model, example, "cpu")
     assert all(not m._forward_hooks for m in model.modules())
 
 

@@ -13,7 +13,7 @@ cent. Two things make the sweep cheaper than the plain shared-gradient loop:
 
 - at ε = 0, FGSM returns the batch unchanged (checked, not assumed), so its predictions are
   those of the forward the gradient was taken through, and one forward in 1 + |ε| is saved;
-- the adversarial forwards are cut to the size the CPU's caches hold (`forward_chunk`): one
+- the adversarial forwards are cut to a size the CPU handles best (`forward_chunk`): one
   forward of all ε copies of a 512-image batch (3,584 images) ran at half the speed per image.
 """
 
@@ -40,10 +40,14 @@ from bench.attacks import (
 )
 
 # Images per adversarial forward on the CPU: as many as keep the model's largest activation
-# within FORWARD_BYTES, clipped to [MIN_FORWARD, MAX_FORWARD]. Off the CPU, MAX_FORWARD: a GPU
-# wants the largest forward it can get. Measured by benchmarks/fgsm_sweep.py (README).
+# within FORWARD_BYTES, clipped to [MIN_FORWARD, CPU_MAX_FORWARD]. Measured on one thread
+# (benchmarks/fgsm_sweep.py and the README): about 256 images per forward was fastest for both
+# the tutorial LeNet at 28×28 and the small CNN at 8×8 (512 and 1024 were 5-20% slower, one
+# 3,584-image forward 1.5-2× slower); the ResNet-18 at 32×32 wants 32-64. Off the CPU,
+# MAX_FORWARD: a GPU wants the largest forward it can get.
 FORWARD_BYTES = 8 * 2**20
 MIN_FORWARD = 32
+CPU_MAX_FORWARD = 256
 MAX_FORWARD = 4096
 
 
@@ -135,7 +139,7 @@ def forward_chunk(model: nn.Module, example: torch.Tensor, device: str | torch.d
     if torch.device(device).type != "cpu":
         return MAX_FORWARD
     largest = largest_activation_bytes(model, example)
-    return int(min(MAX_FORWARD, max(MIN_FORWARD, FORWARD_BYTES // max(1, largest))))
+    return int(min(CPU_MAX_FORWARD, max(MIN_FORWARD, FORWARD_BYTES // max(1, largest))))
 
 
 def largest_activation_bytes(model: nn.Module, example: torch.Tensor) -> int:
