@@ -9,7 +9,7 @@ Shapes (7 ε, the tutorial's list; the model in eval mode, contiguous, as a suit
              10,000 1×28×28 images, trained 2 epochs
   small-cnn  bench's small CNN (bench.models.small_cnn, BatchNorm) on 10,000 1×8×8 digits,
              trained 2 epochs
-  resnet18   bench's CIFAR ResNet-18 (bench.models.resnet) on 256 3×32×32 images, untrained
+  resnet18   bench's CIFAR ResNet-18 (bench.models.resnet) on 128 3×32×32 images, untrained
              (its time does not depend on its weights; training it here would take an hour)
 
 Contenders, each at the suite's default batch size (bench.defaults.EVAL_BATCH_SIZE) and at the
@@ -134,7 +134,7 @@ SETTINGS = {
               "tutorial": 300},
     "small-cnn": {"images": 10_000, "candidates": [64, 128, 256, 512, 1024], "search": 2048,
                   "tutorial": 300},
-    "resnet18": {"images": 256, "candidates": [32, 64, 128, 256], "search": 128, "tutorial": 16},
+    "resnet18": {"images": 128, "candidates": [32, 128], "search": 128, "tutorial": 16},
 }
 
 
