@@ -31,7 +31,7 @@ from benchmarks._shapes import build_shape  # noqa: E402
 
 EPSILONS = [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3]
 STEPS, SEED = 10, 0
-IMAGES = {"lenet": 2048, "small-cnn": 2048, "resnet18": 32}
+IMAGES = {"lenet": 1024, "small-cnn": 1024, "resnet18": 32}
 
 
 def naive_pgd(model, x, y, batch_size) -> list[torch.Tensor]:
