@@ -12,9 +12,10 @@ model's convolutions and pooling, forward and backward; the sign, clamp and L∞
 cent. Two things make the sweep cheaper than the plain shared-gradient loop:
 
 - at ε = 0, FGSM returns the batch unchanged (checked, not assumed), so its predictions are
-  those of the forward the gradient was taken through, and one forward in 1 + |ε| is saved;
+  those of the forward the gradient was taken through: one of the 1 + |ε| forwards is saved;
 - the adversarial forwards are cut to a size the CPU handles best (`forward_chunk`): one
-  forward of all ε copies of a 512-image batch (3,584 images) ran at half the speed per image.
+  forward of all ε copies of a 512-image batch (3,584 images) spent 1.3-2.3× as long per image
+  in the convolutions as 512-image forwards did.
 """
 
 from __future__ import annotations
@@ -40,11 +41,10 @@ from bench.attacks import (
 )
 
 # Images per adversarial forward on the CPU: as many as keep the model's largest activation
-# within FORWARD_BYTES, clipped to [MIN_FORWARD, CPU_MAX_FORWARD]. Measured on one thread
-# (benchmarks/fgsm_sweep.py and the README): about 256 images per forward was fastest for both
-# the tutorial LeNet at 28×28 and the small CNN at 8×8 (512 and 1024 were 5-20% slower, one
-# 3,584-image forward 1.5-2× slower); the ResNet-18 at 32×32 wants 32-64. Off the CPU,
-# MAX_FORWARD: a GPU wants the largest forward it can get.
+# within FORWARD_BYTES, clipped to [MIN_FORWARD, CPU_MAX_FORWARD]. Measured on one thread,
+# on a loaded machine, so roughly: about 256 images per forward was fastest for both the
+# tutorial LeNet at 28×28 and the small CNN at 8×8 (1024 was 5-20% slower); the ResNet-18 at
+# 32×32 was fastest at 32-64. Off the CPU, MAX_FORWARD: a GPU wants the largest forward it can get.
 FORWARD_BYTES = 8 * 2**20
 MIN_FORWARD = 32
 CPU_MAX_FORWARD = 256
