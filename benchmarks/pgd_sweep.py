@@ -9,9 +9,7 @@ Contenders, on the same model and images, 7 ε (the FGSM tutorial's list), 10 st
   naive  for each ε a fresh torchattacks.PGD, the global RNG seeded, called batch by batch,
          then a no-grad forward for the predictions
   bench  bench.attacks.pgd.pgd_sweep, as a robustness cell calls it: the same attacks, plus the
-         zero-gradient fraction at the clean inputs (one more forward and backward per image);
-         on the CPU, several ε of a batch share one forward and backward per step when the batch
-         is small next to bench.attacks.fgsm.forward_chunk (pgd_group)
+         zero-gradient hint at the clean inputs (its first examples only)
 
 Both give identical predictions (checked and printed). Shapes and data: benchmarks/_shapes.py.
 """
@@ -62,18 +60,14 @@ def bench_pgd(model, x, y, batch_size) -> list[torch.Tensor]:
 
 
 def run(shape, batch: int, rounds: int) -> dict:
-    from bench.attacks.pgd import epsilons_per_batch
-
-    stacked = epsilons_per_batch(shape.model, shape.x, min(batch, len(shape.y)), "cpu")
-    print(f"\n=== {shape.title}, batch {batch} ({'; '.join(shape.notes)}); bench stacks "
-          f"{min(stacked, len(EPSILONS))} ε per forward; load {fmt_load()}", flush=True)
+    print(f"\n=== {shape.title}, batch {batch} ({'; '.join(shape.notes)}); "
+          f"load {fmt_load()}", flush=True)
     preds: dict[str, list[torch.Tensor]] = {}
     runs = {"naive": lambda: preds.__setitem__("naive", naive_pgd(shape.model, shape.x, shape.y, batch)),
             "bench": lambda: preds.__setitem__("bench", bench_pgd(shape.model, shape.x, shape.y, batch))}
     times = alternate(runs, rounds=rounds, warmup=0, progress=False)
     same = all(torch.equal(a, b) for a, b in zip(preds["naive"], preds["bench"]))
-    row = {"shape": shape.name, "batch": batch, "stacked": min(stacked, len(EPSILONS)),
-           "same": same, **ratio_summary(times["naive"], times["bench"])}
+    row = {"shape": shape.name, "batch": batch, "same": same, **ratio_summary(times["naive"], times["bench"])}
     for name in ("naive", "bench"):
         row[name] = quartiles(times[name])
         q1, med, q3 = row[name]
@@ -100,11 +94,11 @@ def main(argv=None) -> int:
         shape = build_shape(name.strip(), args.images or IMAGES[name.strip()])
         for batch in (int(b) for b in args.batches.split(",")):
             rows.append(run(shape, batch, args.rounds))
-    print("\n| shape | batch | ε per forward | naive s [IQR] | bench s [IQR] | bench vs naive [IQR] |")
-    print("|---|---|---|---|---|---|")
+    print("\n| shape | batch | naive s [IQR] | bench s [IQR] | bench vs naive [IQR] |")
+    print("|---|---|---|---|---|")
     for r in rows:
         (n1, n, n3), (b1, b, b3) = r["naive"], r["bench"]
-        print(f"| {r['shape']} | {r['batch']} | {r['stacked']} | {n:.2f} [{n1:.2f}, {n3:.2f}] | "
+        print(f"| {r['shape']} | {r['batch']} | {n:.2f} [{n1:.2f}, {n3:.2f}] | "
               f"{b:.2f} [{b1:.2f}, {b3:.2f}] | {r['median_ratio']:.2f}× [{r['ratio_q1']:.2f}, "
               f"{r['ratio_q3']:.2f}] |")
     return 0
