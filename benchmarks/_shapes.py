@@ -49,13 +49,13 @@ def build_shape(name: str, images: int) -> Shape:
     elif name == "small-cnn":
         x_train, y_train = upsampled_digits(10_000, size=8, split="train", seed=1, max_shift=1)
         x, y = upsampled_digits(images, size=8, split="test", seed=2, max_shift=1)
-        model = build_classifier({"arch": "small-cnn", "normalize": None}, (1, 8, 8), 10)
+        model = build_classifier("small-cnn", None, (1, 8, 8), 10)
         model = train_briefly(model, x_train, y_train, epochs=2)
         shape = Shape(name, f"bench small-cnn, {images} × 1×8×8", model, x, y, False)
     elif name == "resnet18":
         x, y = upsampled_digits(images, size=32, split="test", seed=2)
         x = x.repeat(1, 3, 1, 1).contiguous()
-        model = build_classifier({"arch": "resnet18", "normalize": None}, (3, 32, 32), 10)
+        model = build_classifier("resnet18", None, (3, 32, 32), 10)
         shape = Shape(name, f"bench resnet18 (CIFAR stem), {images} × 3×32×32", model, x, y,
                       False, ["untrained: chance-level accuracies; its time does not depend "
                               "on its weights, and training it here would take an hour"])

@@ -35,6 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
+from bench.suite.cell_configs import DatasetSpec  # noqa: E402
 from benchmarks._common import (  # noqa: E402
     alternate_clocks,
     describe_times,
@@ -44,9 +45,7 @@ from benchmarks._common import (  # noqa: E402
     train_briefly,
 )
 
-DIGITS = {"name": "digits", "kind": "digits", "root": None, "download": False, "image_size": None,
-          "channels": None, "seed": 0, "test_fraction": 0.25, "limit_train": None,
-          "limit_test": None}
+DIGITS = DatasetSpec(name="digits", kind="digits")
 # name -> (ε, images, batch size)
 BUDGETS = {"robust": (0.1, 40, 40), "broken": (0.3, 450, 150)}
 MAX_OVERHEAD = 0.05
@@ -60,7 +59,7 @@ def trained_model() -> torch.nn.Module:
     train = load_dataset(DIGITS, "train")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)
-        model = build_classifier({"arch": "small-cnn", "normalize": None}, (1, 8, 8), 10)
+        model = build_classifier("small-cnn", None, (1, 8, 8), 10)
     return train_briefly(model, train.x, train.y, epochs=5)
 
 

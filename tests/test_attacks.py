@@ -113,7 +113,7 @@ def test_fgsm_sweep_equals_torchattacks_on_a_cifar_resnet18():
     """bench's ResNet-18 (BatchNorm, residual adds) on 32×32×3 images: forwards of 32 images
     (its largest activation is 64×32×32 floats), so a batch of 34 is cut into 17 + 17."""
     torch.manual_seed(0)
-    model = build_classifier({"arch": "resnet18", "normalize": None}, (3, 32, 32), 10).eval()
+    model = build_classifier("resnet18", None, (3, 32, 32), 10).eval()
     gen = torch.Generator().manual_seed(0)
     x, y = torch.rand(34, 3, 32, 32, generator=gen), torch.randint(0, 10, (34,), generator=gen)
     assert largest_activation_bytes(model, x[:1]) == 64 * 32 * 32 * 4
