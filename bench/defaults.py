@@ -28,6 +28,49 @@ PGD_TRAIN_STEPS = 7
 EVAL_BATCH_SIZE = 512
 PGD_STEPS = 10
 
+# SGD settings when a suite picks optimizer = "sgd" for an arch without its own (below).
+SGD_MOMENTUM = 0.9
+SGD_NESTEROV = True
+
+# Recipe defaults of a built-in arch, for the `train` keys a suite leaves unset (applied by
+# bench.suite.schema when the suite loads, so plans and manifests show the values used).
+# ResNet-18 trains with the standard CIFAR-10 recipe of Madry et al. 2018 and Wong et al. 2020:
+# SGD with plain momentum 0.9 and weight decay 5e-4 at a peak learning rate of 0.1 (bench's
+# one-cycle schedule, bench.training.schedule), and, on CIFAR-10 only, random crops (zero
+# padding 4, cropped back to 32×32) and horizontal flips. Flips are wrong for digits, so no
+# other dataset gets augmentation unless its suite asks.
+ARCH_OPTIMIZER = {"resnet18": "sgd"}
+ARCH_OPTIMIZER_SETTINGS = {  # (arch, optimizer) -> settings
+    ("resnet18", "sgd"): {"lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 5e-4},
+}
+ARCH_AUGMENTATION = {  # (arch, dataset kind) -> settings
+    ("resnet18", "cifar10"): {"crop_padding": 4, "flip": True},
+}
+
+# Step sizes of the L∞ attacks, in pixel units.
+FGSM_RS_ALPHA_FACTOR = 1.25  # FGSM-RS training: α = 1.25·ε (Wong et al. 2020, their best value)
+PGD_TRAIN_ALPHA_FACTOR = 0.25  # PGD training: α = ε/4 (Madry et al.: 2/255 at ε = 8/255, 7 steps)
+PGD_EVAL_ALPHA_SPAN = 2.5  # PGD evaluation: α = 2.5·ε/steps, enough to cross the ball
+
+
+def pgd_train_alpha(epsilon: float) -> float:
+    """PGD adversarial training's default step (Madry et al.'s CIFAR-10 setting, ε/4).
+
+    With fewer than about 4 steps the walk cannot reach the ball's faces from its centre:
+    set `alpha` for short walks."""
+    return PGD_TRAIN_ALPHA_FACTOR * epsilon
+
+
+def pgd_eval_alpha(epsilon: float, steps: int) -> float:
+    """PGD evaluation's default step, 2.5·ε/steps: the walk can cross the ball and reach its
+    corners whatever the step count."""
+    return PGD_EVAL_ALPHA_SPAN * epsilon / steps
+
+
+# Which epoch's weights adversarial training keeps, by recipe: "best-pgd" is the epoch with the
+# best held-out PGD accuracy (Wong et al. 2020's early stopping, as Rice et al. 2020 frame it).
+KEEP_BY_RECIPE = {"standard": "last", "fgsm-rs": "best-pgd", "pgd": "last"}
+
 GAN_STEPS = 2000
 GAN_BATCH_SIZE = 64
 GAN_EVAL_EVERY = 500

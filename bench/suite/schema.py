@@ -108,6 +108,13 @@ class TrainConfig(Strict):
     steps: Count = defaults.PGD_TRAIN_STEPS  # pgd recipe
     random_start: bool = True
     stop_on_overfit: bool = False  # stop when catastrophic overfitting is detected
+    # Which epoch's weights training returns: "best-pgd" (best held-out PGD accuracy) or
+    # "last"; unset: defaults.KEEP_BY_RECIPE (best-pgd for fgsm-rs).
+    keep: Literal["best-pgd", "last"] | None = None
+    momentum: Annotated[float, Field(ge=0, lt=1)] = defaults.SGD_MOMENTUM  # sgd only
+    nesterov: bool = defaults.SGD_NESTEROV  # sgd only; no effect at momentum 0
+    crop_padding: Annotated[int, Field(ge=0)] = 0  # random crop after zero padding; 0: off
+    flip: bool = False  # random horizontal flip
 
     _recipe_keys = used_only_with("recipe", {
         "epsilon": ("fgsm-rs", "pgd"), "alpha": ("fgsm-rs", "pgd"), "steps": ("pgd",),
@@ -119,6 +126,29 @@ class TrainConfig(Strict):
         if self.recipe != "standard" and self.epsilon is None:
             raise ValueError(f"recipe {self.recipe!r} needs epsilon")
         return self
+
+    @model_validator(mode="after")
+    def _new_keys_apply(self) -> "TrainConfig":
+        if self.keep == "best-pgd" and self.recipe == "standard":
+            raise ValueError("keep = \"best-pgd\" needs an adversarial recipe (standard "
+                             "training measures no held-out PGD accuracy)")
+        # By value, not by the keys set, so a dumped config validates again (cells do that).
+        sgd_only = [k for k in ("momentum", "nesterov")
+                    if getattr(self, k) != type(self).model_fields[k].default]
+        if sgd_only and self.optimizer != "sgd":
+            raise ValueError(f"{', '.join(sgd_only)}: SGD settings; set optimizer = \"sgd\" "
+                             "with them")
+        return self
+
+    def with_arch_defaults(self, arch: str, dataset_kind: str | None) -> "TrainConfig":
+        """This config with `arch`'s recipe defaults (bench.defaults) for the keys left unset."""
+        optimizer = (self.optimizer if "optimizer" in self.model_fields_set
+                     else defaults.ARCH_OPTIMIZER.get(arch, self.optimizer))
+        found = {"optimizer": optimizer,
+                 **defaults.ARCH_OPTIMIZER_SETTINGS.get((arch, optimizer), {}),
+                 **defaults.ARCH_AUGMENTATION.get((arch, dataset_kind), {})}
+        unset = {k: v for k, v in found.items() if k not in self.model_fields_set}
+        return self.model_copy(update=unset) if unset else self
 
 
 class Normalization(Strict):
@@ -286,6 +316,19 @@ class Suite(Strict):
     throughput: list[ThroughputConfig] = Field(default_factory=list)
     # Checked by bench.suite.rules.validate_rules (metric names, nested [compare.table.metric]).
     compare: dict[str, dict] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _arch_train_defaults(self) -> "Suite":
+        # Resolved here, once, so the plan, the manifest and every cell see the values used.
+        for name, model in self.models.items():
+            if model.arch is None:
+                continue
+            dataset = self.datasets.get(model.dataset)  # a missing one is reported by load
+            train = model.train or TrainConfig()
+            resolved = train.with_arch_defaults(model.arch, dataset.kind if dataset else None)
+            if resolved is not train:
+                self.models[name] = model.model_copy(update={"train": resolved})
+        return self
 
 
 # Sections that reference other sections by name: (section, field, target section).
