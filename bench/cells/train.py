@@ -51,7 +51,8 @@ def run_train_cell(config: TrainCellConfig, inputs: dict[str, CellResult],
         "weights_code_sha256": cached.sidecar["code"]["source_sha256"],
     }
     history = cached.sidecar["history"]
-    return CellResult(records={S.TRAINING: [row(S.TRAINING, **identity, **epoch)
+    # kept: None in histories cached by code from before it was recorded (reuse_other_code).
+    return CellResult(records={S.TRAINING: [row(S.TRAINING, **identity, **{"kept": None, **epoch})
                                             for epoch in history]},
                       artifacts={"weights": str(cached.payload)})
 

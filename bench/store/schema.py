@@ -34,7 +34,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
             "seconds", "attempts"),
     TRAINING: ("model", "arch", "recipe", "dataset", "seed", "epsilon", "data_fingerprint",
                "weights_code_sha256", "epoch", "train_loss", "train_acc", "heldout_clean_acc",
-               "heldout_pgd_acc", "catastrophic_overfit", "seconds"),
+               "heldout_pgd_acc", "catastrophic_overfit", "kept", "seconds"),
     ROBUSTNESS: ("model", "dataset", "split", "attack", "attack_repr", "epsilon", "seed",
                  "data_fingerprint", "checkpoint_sha256", "n", "n_clean_correct", "clean_acc",
                  "robust_acc", "adv_acc", "acc_drop", "relative_drop", "attack_success_rate",

@@ -111,7 +111,7 @@ def classifier_workload(
     net = compile_module(model) if compiled else model
     if workload == "train-step":
         model.train()
-        opt = optimizer if optimizer is not None else torch.optim.Adam(model.parameters(), lr=1e-3)
+        opt = optimizer if optimizer is not None else _default_optimizer(model)
         scaler = _grad_scaler(device, precision)
 
         def make(m):
@@ -132,6 +132,14 @@ def classifier_workload(
                 return lambda: pgd_step(m, x, y, epsilon, pgd_steps, gen, device=device,
                                         precision=precision)
     return Workload(make(net), make(model), images_per_step=int(x.shape[0]))
+
+
+def _default_optimizer(model: nn.Module) -> torch.optim.Optimizer:
+    """The optimiser of a default train recipe (Adam, lr 1e-3), from the one builder."""
+    from bench.suite.schema import TrainConfig
+    from bench.training.optim import build_optimizer
+
+    return build_optimizer(model.parameters(), TrainConfig())
 
 
 def inference_step(model: nn.Module, x: torch.Tensor, *, device, precision: str) -> torch.Tensor:

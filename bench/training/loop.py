@@ -2,146 +2,180 @@
 
 Returns one history row per epoch. Adversarial recipes also measure PGD-10 accuracy on a
 fixed held-out batch after every epoch, which is how catastrophic overfitting shows up
-(Wong et al. 2020, §5): PGD accuracy collapses while accuracy on the training
-perturbations keeps rising.
+(bench.training.overfit), and which picks the weights FGSM-RS keeps (the best-PGD epoch).
+The row of the epoch whose weights training returns has `kept` set.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import time
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.optim.lr_scheduler import LambdaLR
 from tqdm.auto import tqdm
 
+from bench import defaults
 from bench.data import ImageData
 from bench.errors import CellFailed
 from bench.suite.schema import TrainConfig
 from bench.training import perturb
+from bench.training.augment import augment
+from bench.training.optim import build_optimizer, one_cycle
+from bench.training.overfit import OverfitWatch
 
 HELDOUT_PGD_SAMPLES = 256  # the fixed batch for the per-epoch PGD-10 check
 HELDOUT_PGD_STEPS = 10
 EVAL_BATCH_SIZE = 512
-WARMUP_FRACTION = 0.2  # of all steps, for the one-cycle learning-rate schedule
 
-# Catastrophic overfitting rule. An epoch is flagged when accuracy on the training
-# perturbations is high (≥ CO_MIN_TRAIN_ACC) while held-out PGD accuracy has collapsed:
-# either below CO_RELATIVE × the best PGD accuracy of earlier epochs (once that best was
-# meaningful, ≥ CO_MIN_BEST), or below CO_NEAR_ZERO outright. Requiring high training
-# accuracy is what tells overfitting apart from a model that is simply not robust yet.
-CO_MIN_TRAIN_ACC = 0.5
-CO_RELATIVE = 0.3
-CO_MIN_BEST = 0.1
-CO_NEAR_ZERO = 0.02
+# Makes a training batch's inputs (augmented, perturbed) from (model, x, y).
+InputFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def train_classifier(
     model: nn.Module,
     train: ImageData,
     heldout: ImageData,
-    train_cfg: TrainConfig,
+    cfg: TrainConfig,
     seed: int,
     device: str,
     progress: bool = False,
 ) -> list[dict]:
-    """Train `model` in place on `train` with the recipe in `train_cfg` (a resolved
-    `TrainConfig`). For adversarial recipes `train_loss`/`train_acc` are measured on
-    the perturbed training batches, as Wong et al. report them. `seconds` is the epoch's
-    wall time including the held-out evaluation."""
-    recipe = train_cfg.recipe
-    adversarial = recipe != "standard"
-    epsilon = train_cfg.epsilon
-    if adversarial and epsilon is None:
-        raise ValueError(f"recipe {recipe!r} needs an epsilon")
+    """Train `model` in place on `train` with the recipe `cfg`. For adversarial recipes
+    `train_loss`/`train_acc` are measured on the perturbed training batches, as Wong et al.
+    report them. `seconds` is the epoch's wall time including the held-out evaluation."""
+    adversarial = cfg.recipe != "standard"
     model.to(device)
     x_train, y_train = train.x.to(device), train.y.to(device)
     n = len(y_train)
-    batch_size = min(train_cfg.batch_size, n)
-    steps_per_epoch = math.ceil(n / batch_size)
-    epochs = train_cfg.epochs
-
+    batch_size = min(cfg.batch_size, n)
     shuffle_gen = torch.Generator().manual_seed(seed)
-    attack_gen = torch.Generator(device=device).manual_seed(seed + 1)
-    optimizer = _optimizer(model, train_cfg)
-    scheduler = _one_cycle(optimizer, epochs * steps_per_epoch)
-    check_x = heldout.x[:HELDOUT_PGD_SAMPLES].to(device)
-    check_y = heldout.y[:HELDOUT_PGD_SAMPLES].to(device)
+    optimizer = build_optimizer(model.parameters(), cfg)
+    scheduler = one_cycle(optimizer, cfg.epochs * math.ceil(n / batch_size))
+    inputs = batch_inputs(cfg, seed, device)
+    watch = OverfitWatch(adversarial, cfg.keep or defaults.KEEP_BY_RECIPE[cfg.recipe],
+                         cfg.stop_on_overfit)
 
     history: list[dict] = []
-    best_pgd = -math.inf
-    last_good_state = None
-    bar = tqdm(range(1, epochs + 1), desc=f"train {recipe}", leave=False, disable=not progress)
+    bar = tqdm(range(1, cfg.epochs + 1), desc=f"train {cfg.recipe}", leave=False,
+               disable=not progress)
     for epoch in bar:
         start = time.perf_counter()
-        model.train()
-        # Summed on the device: no host sync per step.
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), dtype=torch.long, device=device)
-        seen = 0
-        for idx in torch.randperm(n, generator=shuffle_gen).to(device).split(batch_size):
-            if len(idx) < 2:
-                continue  # BatchNorm cannot normalise a batch of one sample in train mode
-            x, y = x_train[idx], y_train[idx]
-            if adversarial:
-                # Perturbations are generated in train mode, as in Wong et al.'s and Madry et
-                # al.'s reference code: the attack then sees exactly the function (BatchNorm on
-                # batch statistics) whose loss the step minimises. (BatchNorm's running stats
-                # also see the attack's forward pass, as in their code.)
-                x = _perturb(model, x, y, train_cfg, attack_gen)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            loss_sum += loss.detach() * len(y)
-            correct += (logits.argmax(1) == y).sum()
-            seen += len(y)
-        train_loss, train_acc = loss_sum.item() / seen, correct.item() / seen
+        batches = torch.randperm(n, generator=shuffle_gen).to(device).split(batch_size)
+        train_loss, train_acc = train_epoch(model, x_train, y_train, batches, optimizer,
+                                            scheduler, inputs)
         if not math.isfinite(train_loss):
             raise CellFailed(f"training diverged in epoch {epoch} (loss {train_loss})")
-
-        model.eval()
-        clean_acc = accuracy(model, heldout.x, heldout.y, device)
-        pgd_acc = math.nan
-        overfit = False
-        if adversarial:
-            pgd_acc = _heldout_pgd_accuracy(model, check_x, check_y, epsilon, seed)
-            overfit = catastrophic_overfit(train_acc, pgd_acc, best_pgd)
+        clean_acc, pgd_acc = evaluate(model, heldout, cfg.epsilon if adversarial else None,
+                                      seed, device)
+        flagged = watch.observe(epoch, train_acc, pgd_acc, model)
         history.append({
             "epoch": epoch,
             "train_loss": train_loss,
             "train_acc": train_acc,
             "heldout_clean_acc": clean_acc,
             "heldout_pgd_acc": pgd_acc,
-            "catastrophic_overfit": overfit,
+            "catastrophic_overfit": flagged,
             "seconds": time.perf_counter() - start,
         })
         bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{clean_acc:.3f}",
                         pgd="-" if math.isnan(pgd_acc) else f"{pgd_acc:.3f}")
-        if overfit and train_cfg.stop_on_overfit:
-            # Wong et al.'s early stopping: keep the weights from before the collapse.
-            if last_good_state is not None:
-                model.load_state_dict(last_good_state)
+        if watch.should_stop(flagged):
             break
-        if adversarial:
-            best_pgd = max(best_pgd, pgd_acc)
-            if train_cfg.stop_on_overfit:
-                last_good_state = copy.deepcopy(model.state_dict())
     bar.close()
+    kept = watch.restore(model, last_epoch=history[-1]["epoch"])
+    for row in history:
+        row["kept"] = row["epoch"] == kept
     model.eval()
     return history
 
 
-def catastrophic_overfit(train_acc: float, pgd_acc: float, best_pgd_before: float) -> bool:
-    """The rule above: high accuracy on the training perturbations, collapsed PGD accuracy."""
-    collapsed = pgd_acc < CO_NEAR_ZERO or (
-        best_pgd_before >= CO_MIN_BEST and pgd_acc < CO_RELATIVE * best_pgd_before)
-    return bool(collapsed and train_acc >= CO_MIN_TRAIN_ACC)
+def train_epoch(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, batches,
+                optimizer: torch.optim.Optimizer, scheduler, inputs: InputFn) -> tuple[float, float]:
+    """One pass over `batches` (index tensors); (mean loss, accuracy) on the inputs trained on."""
+    model.train()
+    # Summed on the device: no host sync per step.
+    loss_sum = torch.zeros((), device=x_train.device)
+    correct = torch.zeros((), dtype=torch.long, device=x_train.device)
+    seen = 0
+    for idx in batches:
+        if len(idx) < 2:
+            continue  # BatchNorm cannot normalise a batch of one sample in train mode
+        x, y = x_train[idx], y_train[idx]
+        loss, logits = train_step(model, inputs(model, x, y), y, optimizer, scheduler)
+        loss_sum += loss * len(y)
+        correct += (logits.argmax(1) == y).sum()
+        seen += len(y)
+    return loss_sum.item() / seen, correct.item() / seen
+
+
+def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+               optimizer: torch.optim.Optimizer, scheduler) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser and schedule step on (x, y); returns the detached loss and the logits."""
+    logits = model(x)
+    loss = F.cross_entropy(logits, y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    scheduler.step()
+    return loss.detach(), logits
+
+
+def batch_inputs(cfg: TrainConfig, seed: int, device: str) -> InputFn:
+    """The recipe's inputs for a training batch: augmented if asked, then perturbed.
+
+    Perturbations are generated in train mode, as in Wong et al.'s and Madry et al.'s reference
+    code: the attack then sees exactly the function (BatchNorm on batch statistics) whose loss
+    the step minimises. (BatchNorm's running stats also see the attack's forward pass, as in
+    their code.)"""
+    attack_gen = torch.Generator(device=device).manual_seed(seed + 1)
+    augmenting = cfg.crop_padding > 0 or cfg.flip
+    augment_gen = torch.Generator(device=device).manual_seed(seed + 3) if augmenting else None
+
+    def make(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if augmenting:
+            x = augment(x, cfg.crop_padding, cfg.flip, augment_gen)
+        if cfg.recipe == "standard":
+            return x
+        return perturb_batch(model, x, y, cfg, attack_gen)
+
+    return make
+
+
+def perturb_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
+                  generator: torch.Generator) -> torch.Tensor:
+    if cfg.recipe == "fgsm-rs":
+        if not cfg.random_start:
+            # Plain FGSM training (one step of α = ε by default from x), the baseline Wong et
+            # al. improve on; it overfits catastrophically at large ε.
+            alpha = cfg.alpha or cfg.epsilon
+            return perturb.pgd(model, x, y, cfg.epsilon, 1, alpha, random_start=False)
+        return perturb.fgsm_rs(model, x, y, cfg.epsilon, cfg.alpha, generator)
+    if cfg.recipe == "pgd":
+        alpha = defaults.pgd_train_alpha(cfg.epsilon) if cfg.alpha is None else cfg.alpha
+        return perturb.pgd(model, x, y, cfg.epsilon, cfg.steps, alpha, cfg.random_start,
+                           generator)
+    raise ValueError(f"unknown training recipe {cfg.recipe!r}")
+
+
+def evaluate(model: nn.Module, heldout: ImageData, epsilon: float | None, seed: int,
+             device: str) -> tuple[float, float]:
+    """(clean accuracy on `heldout`, PGD-10 accuracy on its first HELDOUT_PGD_SAMPLES, or NaN
+    without `epsilon`), in eval mode."""
+    model.eval()
+    clean_acc = accuracy(model, heldout.x, heldout.y, device)
+    if epsilon is None:
+        return clean_acc, math.nan
+    x = heldout.x[:HELDOUT_PGD_SAMPLES].to(device)
+    y = heldout.y[:HELDOUT_PGD_SAMPLES].to(device)
+    # The same random start every epoch, so epoch-to-epoch changes come from the model only.
+    gen = torch.Generator(device=x.device).manual_seed(seed + 2)
+    alpha = defaults.pgd_eval_alpha(epsilon, HELDOUT_PGD_STEPS)
+    x_adv = perturb.pgd(model, x, y, epsilon, HELDOUT_PGD_STEPS, alpha, generator=gen)
+    with torch.inference_mode():
+        return clean_acc, (model(x_adv).argmax(1) == y).float().mean().item()
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: str) -> float:
@@ -153,46 +187,3 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: str) ->
         for xb, yb in zip(x.split(EVAL_BATCH_SIZE), y.split(EVAL_BATCH_SIZE)):
             correct += (model(xb.to(device)).argmax(1) == yb.to(device)).sum().item()
     return correct / len(y)
-
-
-def _perturb(model, x, y, cfg, generator) -> torch.Tensor:
-    if cfg.recipe == "fgsm-rs":
-        if not cfg.random_start:
-            # Plain FGSM training, the baseline Wong et al. improve on.
-            alpha = cfg.alpha or cfg.epsilon
-            return perturb.pgd(model, x, y, cfg.epsilon, 1, alpha, random_start=False)
-        return perturb.fgsm_rs(model, x, y, cfg.epsilon, cfg.alpha, generator)
-    if cfg.recipe == "pgd":
-        return perturb.pgd(model, x, y, cfg.epsilon, cfg.steps, cfg.alpha, cfg.random_start,
-                           generator)
-    raise ValueError(f"unknown training recipe {cfg.recipe!r}")
-
-
-def _heldout_pgd_accuracy(model, x, y, epsilon, seed) -> float:
-    # The same random start every epoch, so epoch-to-epoch changes come from the model only.
-    gen = torch.Generator(device=x.device).manual_seed(seed + 2)
-    x_adv = perturb.pgd(model, x, y, epsilon, HELDOUT_PGD_STEPS, generator=gen)
-    with torch.inference_mode():
-        return (model(x_adv).argmax(1) == y).float().mean().item()
-
-
-def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    params, lr, wd = model.parameters(), cfg.lr, cfg.weight_decay
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=wd)
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
-
-
-def _one_cycle(optimizer: torch.optim.Optimizer, total_steps: int) -> LambdaLR:
-    """Linear warm-up to `lr`, then linear decay to zero. Wong et al. credit this kind of
-    cyclic schedule for both short training and fewer catastrophic-overfitting runs."""
-    warmup = max(1, int(WARMUP_FRACTION * total_steps))
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
-
-    return LambdaLR(optimizer, factor)

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench import defaults
+
 
 def uniform_start(x: torch.Tensor, epsilon: float,
                   generator: torch.Generator | None) -> torch.Tensor:
@@ -43,7 +45,7 @@ def fgsm_rs(
 ) -> torch.Tensor:
     """Wong et al. 2020, "Fast is better than free": random start, one signed step of
     size alpha (default 1.25·ε, their recommended value), projection and clamp."""
-    alpha = 1.25 * epsilon if alpha is None else alpha
+    alpha = defaults.FGSM_RS_ALPHA_FACTOR * epsilon if alpha is None else alpha
     x = x.detach()
     x_adv = uniform_start(x, epsilon, generator)
     x_adv = x_adv + alpha * _input_grad_sign(model, x_adv, y)
@@ -56,13 +58,13 @@ def pgd(
     y: torch.Tensor,
     epsilon: float,
     steps: int,
-    alpha: float | None = None,
+    alpha: float,
     random_start: bool = True,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Madry et al. 2018: (random start,) `steps` signed steps of size alpha (default
-    2.5·ε/steps, so the walk can cross the ball), each followed by projection and clamp."""
-    alpha = 2.5 * epsilon / steps if alpha is None else alpha
+    """Madry et al. 2018: (random start,) `steps` signed steps of size alpha, each followed
+    by projection and clamp. No default step: training and evaluation use different rules
+    (bench.defaults.pgd_train_alpha, pgd_eval_alpha)."""
     x = x.detach()
     x_adv = uniform_start(x, epsilon, generator) if random_start else x.clone()
     for _ in range(steps):
