@@ -5,6 +5,7 @@ from bench.registry import import_target
 _ORDER = [
     "bench.report.sections.summary:sections",
     "bench.report.sections.robustness:sections",
+    "bench.report.sections.training:sections",
     "bench.report.sections.gan:sections",
     "bench.report.sections.throughput:sections",
     "bench.report.sections.compare:sections",

@@ -28,16 +28,10 @@ def sections(run, baseline) -> list[Section]:
     out = [Section("Robustness", blocks)]
 
     checks = run.table(S.CHECKS)
-    training = run.table(S.TRAINING)
-    warnings = []
+    warnings = []  # catastrophic overfitting is reported with training (sections/training.py)
     if not checks.empty:
         for row in checks[~checks["passed"].astype(bool)].itertuples():
             warnings.append(Warning_(f"{row.check}: {row.detail}"))
-    if not training.empty and "catastrophic_overfit" in training:
-        flagged = training[training["catastrophic_overfit"].astype(bool)]
-        for (model, seed), g in flagged.groupby(["model", "seed"]):
-            warnings.append(Warning_(f"catastrophic overfitting in {model} (seed {seed}) from epoch "
-                                     f"{int(g['epoch'].min())}: held-out PGD accuracy collapsed"))
     if not checks.empty or warnings:
         summary = f"{len(checks)} checks, {len(warnings)} warnings." if not checks.empty else ""
         out.append(Section("Sanity checks", [Text(summary or "No checks recorded.")] + (
