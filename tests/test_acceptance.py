@@ -20,16 +20,44 @@ def run(suite: str, results: Path) -> RunStore:
     return RunStore(run_dir)
 
 
+def at_epsilon(agg, attack: str, epsilon: float):
+    return agg[(agg.attack == attack) & (agg.epsilon.round(6) == epsilon)].set_index("model")
+
+
+def overfit_epochs(store: RunStore) -> dict[tuple[str, int], list[int]]:
+    training = store.read_table("training")
+    return {key: g.loc[g["catastrophic_overfit"].eq(True), "epoch"].tolist()
+            for key, g in training.groupby(["model", "seed"])}
+
+
 def test_quickstart_robustness_targets(tmp_path):
     store = run("quickstart.toml", tmp_path)
     agg = store.read_table("robustness_agg")
-    at = agg[(agg.attack == "fgsm") & (agg.epsilon.round(6) == 0.2)].set_index("model")
-    print(at[["clean_acc_mean", "robust_acc_mean", "robust_acc_std"]])
-    assert at.loc["cnn", "n_seeds"] >= 3
-    assert at.loc["cnn", "robust_acc_mean"] <= 0.15
-    assert at.loc["cnn-fgsm", "robust_acc_mean"] >= 0.40
-    assert at.loc["cnn-fgsm", "clean_acc_mean"] >= 0.95
+    fgsm, pgd = at_epsilon(agg, "fgsm", 0.2), at_epsilon(agg, "pgd", 0.2)
+    print(fgsm[["clean_acc_mean", "robust_acc_mean", "robust_acc_std"]])
+    print(pgd[["clean_acc_mean", "robust_acc_mean", "robust_acc_std"]])
+    assert fgsm.loc["cnn", "n_seeds"] >= 3
+    assert fgsm.loc["cnn", "robust_acc_mean"] <= 0.15
+    # PGD, not FGSM: catastrophic overfitting *raises* FGSM accuracy while PGD accuracy collapses.
+    assert pgd.loc["cnn-fgsm", "robust_acc_mean"] >= 0.35
+    assert pgd.loc["cnn-fgsm", "clean_acc_mean"] >= 0.95
+    flags = overfit_epochs(store)
+    assert len(flags) == 6 and not any(flags.values()), flags
     assert (store.dir / "report.html").exists()
+
+
+def test_overfit_digits_flags_plain_fgsm_and_not_fgsm_rs(tmp_path):
+    store = run("overfit-digits.toml", tmp_path)
+    flags = overfit_epochs(store)
+    print(flags)
+    assert all(flags[("fgsm", seed)] for seed in (0, 1, 2))
+    assert not any(flags[("fgsm-rs", seed)] for seed in (0, 1, 2))
+    pgd = at_epsilon(store.read_table("robustness_agg"), "pgd", 0.3)
+    print(pgd[["clean_acc_mean", "robust_acc_mean", "robust_acc_std"]])
+    assert pgd.loc["fgsm", "robust_acc_mean"] <= 0.03  # the collapsed weights (keep = "last")
+    assert pgd.loc["fgsm-rs", "robust_acc_mean"] >= 3 * pgd.loc["fgsm", "robust_acc_mean"] + 0.03
+    report = (store.dir / "report.md").read_text()
+    assert "catastrophic overfitting in fgsm (seed 0)" in report
 
 
 def test_gan_digits_targets(tmp_path):
