@@ -26,8 +26,8 @@ def test_random_crop_takes_a_window_of_the_zero_padded_image_per_sample():
     padded = F.pad(x, (4, 4, 4, 4))
     offsets = set()
     for i in range(len(x)):
-        found = [(t, l) for t in range(9) for l in range(9)
-                 if torch.equal(out[i], padded[i, :, t:t + 32, l:l + 32])]
+        found = [(t, s) for t in range(9) for s in range(9)
+                 if torch.equal(out[i], padded[i, :, t:t + 32, s:s + 32])]
         assert found, f"sample {i} is no 32×32 window of its padded image"
         offsets.add(found[0])
     assert len(offsets) > 20  # offsets are drawn per sample, all over the 9×9 grid
@@ -106,5 +106,5 @@ def test_sgd_settings_with_adam_are_a_suite_error(tmp_path):
     path = tmp_path / "s.toml"
     path.write_text('[suite]\nname = "s"\n[datasets.d]\nkind = "digits"\n[models.m]\n'
                     'arch = "small-cnn"\ndataset = "d"\ntrain = { momentum = 0.5 }\n')
-    with pytest.raises(SuiteError, match=r"models\.m\.train.*momentum: SGD settings"):
+    with pytest.raises(SuiteError, match=r"models\.m\.train\.momentum.*not used with optimizer"):
         load_suite(path)

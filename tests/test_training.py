@@ -304,3 +304,4 @@ def test_training_uses_momentum_and_weight_decay():
     plain = weights(momentum=0.0)
     assert not torch.equal(weights(momentum=0.9), plain)
     assert weights(momentum=0.0, weight_decay=1.0).norm() < 0.95 * plain.norm()
+
