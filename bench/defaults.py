@@ -36,7 +36,7 @@ SGD_NESTEROV = True
 # bench.suite.schema when the suite loads, so plans and manifests show the values used).
 # ResNet-18 trains with the standard CIFAR-10 recipe of Madry et al. 2018 and Wong et al. 2020:
 # SGD with plain momentum 0.9 and weight decay 5e-4 at a peak learning rate of 0.1 (bench's
-# one-cycle schedule, bench.training.schedule), and, on CIFAR-10 only, random crops (zero
+# one-cycle schedule, bench.training.optim), and, on CIFAR-10 only, random crops (zero
 # padding 4, cropped back to 32×32) and horizontal flips. Flips are wrong for digits, so no
 # other dataset gets augmentation unless its suite asks.
 ARCH_OPTIMIZER = {"resnet18": "sgd"}
