@@ -55,7 +55,7 @@ def test_training_with_augmentation_is_reproducible_and_differs_without_it():
 
     def weights(**overrides):
         torch.manual_seed(0)
-        model = build_classifier({"arch": "small-cnn", "normalize": None}, (1, 8, 8), 10)
+        model = build_classifier("small-cnn", None, (1, 8, 8), 10)
         cfg = TrainConfig(epochs=1, batch_size=64, **overrides)
         train_classifier(model, train, heldout, cfg, seed=0, device="cpu")
         return torch.cat([p.detach().flatten() for p in model.parameters()])

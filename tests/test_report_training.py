@@ -29,7 +29,7 @@ def test_training_section_shows_flags_and_kept_epochs(tmp_path):
     assert "catastrophic overfitting in fgsm (seed 0), epochs 3–5; epoch 5 kept" in section
     assert "catastrophic overfitting in fgsm-rs" not in md
     assert "| fgsm-rs | 0 | fgsm-rs | 0.3 | 5 | 4 | 0.9 | 0.4 |  |" in section
-    assert "| fgsm | 0 | fgsm-rs | 0.3 | 5 | 5 | 0.9 | 0.0 | 3–5 |" in section
+    assert "| fgsm | 0 | fgsm-rs | 0.3 | 5 | 5 | 0.9 | 0 | 3–5 |" in section
     html = (run / "report.html").read_text()
     assert html.count("catastrophic overfitting in fgsm (seed 0)") == 1
 

@@ -278,18 +278,18 @@ def test_pgd_training_defaults_to_madry_et_al_steps():
 
 
 def test_sgd_settings_reach_the_optimizer():
-    from bench.training.optim import build_optimizer
+    from bench.training.optim import make_optimizer
 
     params = list(small_cnn().parameters())
-    opt = build_optimizer(params, TrainConfig(optimizer="sgd", lr=0.1, momentum=0.8,
+    opt = make_optimizer(params, TrainConfig(optimizer="sgd", lr=0.1, momentum=0.8,
                                               nesterov=False, weight_decay=5e-4))
     group = opt.param_groups[0]
     assert isinstance(opt, torch.optim.SGD)
     assert (group["lr"], group["momentum"], group["nesterov"], group["weight_decay"]) == (
         0.1, 0.8, False, 5e-4)
-    plain = build_optimizer(params, TrainConfig(optimizer="sgd", momentum=0.0)).param_groups[0]
+    plain = make_optimizer(params, TrainConfig(optimizer="sgd", momentum=0.0)).param_groups[0]
     assert (plain["momentum"], plain["nesterov"]) == (0.0, False)  # torch refuses nesterov at 0
-    assert isinstance(build_optimizer(params, TrainConfig()), torch.optim.Adam)
+    assert isinstance(make_optimizer(params, TrainConfig()), torch.optim.Adam)
 
 
 def test_training_uses_momentum_and_weight_decay():
@@ -305,3 +305,12 @@ def test_training_uses_momentum_and_weight_decay():
     assert not torch.equal(weights(momentum=0.9), plain)
     assert weights(momentum=0.0, weight_decay=1.0).norm() < 0.95 * plain.norm()
 
+
+
+def test_new_train_keys_at_their_default_leave_cell_ids_alone():
+    old_keys = {"recipe", "epochs", "lr", "batch_size", "optimizer", "weight_decay", "epsilon",
+                "alpha", "steps", "random_start", "stop_on_overfit"}
+    assert set(TrainConfig().model_dump()) == old_keys
+    cfg = TrainConfig(optimizer="sgd", nesterov=False, flip=True)
+    assert set(cfg.model_dump()) == old_keys | {"nesterov", "flip"}
+    assert TrainConfig(**cfg.model_dump()) == cfg

@@ -115,10 +115,10 @@ def build_workload(config: ThroughputCellConfig, device: str) -> workloads.Workl
 
 
 def make_optimizer(model: torch.nn.Module, train: TrainConfig | None) -> torch.optim.Optimizer:
-    """The train recipe's optimiser, as bench.training.loop builds it (Adam 1e-3 without one)."""
-    from bench.training.loop import _optimizer
+    """The train recipe's optimiser, from the builder training uses (Adam 1e-3 without one)."""
+    from bench.training import optim
 
-    return _optimizer(model, train or TrainConfig())
+    return optim.make_optimizer(model.parameters(), train or TrainConfig())
 
 
 def _batch(x: torch.Tensor, y: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -137,9 +137,9 @@ def classifier_workload(
 def _default_optimizer(model: nn.Module) -> torch.optim.Optimizer:
     """The optimiser of a default train recipe (Adam, lr 1e-3), from the one builder."""
     from bench.suite.schema import TrainConfig
-    from bench.training.optim import build_optimizer
+    from bench.training.optim import make_optimizer
 
-    return build_optimizer(model.parameters(), TrainConfig())
+    return make_optimizer(model.parameters(), TrainConfig())
 
 
 def inference_step(model: nn.Module, x: torch.Tensor, *, device, precision: str) -> torch.Tensor:

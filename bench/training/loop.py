@@ -23,7 +23,7 @@ from bench.errors import CellFailed
 from bench.suite.schema import TrainConfig
 from bench.training import perturb
 from bench.training.augment import augment
-from bench.training.optim import build_optimizer, one_cycle
+from bench.training.optim import make_optimizer, one_cycle
 from bench.training.overfit import OverfitWatch
 
 HELDOUT_PGD_SAMPLES = 256  # the fixed batch for the per-epoch PGD-10 check
@@ -52,7 +52,7 @@ def train_classifier(
     n = len(y_train)
     batch_size = min(cfg.batch_size, n)
     shuffle_gen = torch.Generator().manual_seed(seed)
-    optimizer = build_optimizer(model.parameters(), cfg)
+    optimizer = make_optimizer(model.parameters(), cfg)
     scheduler = one_cycle(optimizer, cfg.epochs * math.ceil(n / batch_size))
     inputs = batch_inputs(cfg, seed, device)
     watch = OverfitWatch(adversarial, cfg.keep or defaults.KEEP_BY_RECIPE[cfg.recipe],

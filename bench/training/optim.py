@@ -1,6 +1,6 @@
 """The one optimiser builder and the learning-rate schedule of bench's training recipes.
 
-Every optimiser for a `TrainConfig` comes from `build_optimizer`, so training and the
+Every optimiser for a `TrainConfig` comes from `make_optimizer`, so training and the
 throughput train-step time the same update.
 """
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 WARMUP_FRACTION = 0.2  # of all steps, for the one-cycle learning-rate schedule
 
 
-def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: "TrainConfig") -> torch.optim.Optimizer:
+def make_optimizer(params: Iterable[torch.nn.Parameter], cfg: "TrainConfig") -> torch.optim.Optimizer:
     """Adam, or SGD with (Nesterov) momentum, with L2 weight decay on every parameter."""
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
