@@ -37,8 +37,8 @@ UPGD_LOSS = {"dlr": "dlr", "cw": "margin"}  # bench's loss name -> torchattacks.
 
 
 def default_alpha(epsilon: float, steps: int) -> float:
-    """2.5·ε/steps (Madry et al.): enough to cross the ε-ball and still reach its corners."""
-    return 2.5 * epsilon / steps
+    """The evaluation step rule, defined once in bench/defaults.py (2.5·ε/steps)."""
+    return defaults.pgd_eval_alpha(epsilon, steps)
 
 
 def make_pgd(model: nn.Module, epsilon: float, steps: int, alpha: float | None = None,

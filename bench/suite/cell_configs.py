@@ -3,7 +3,7 @@
 Every field is resolved and validated when the suite is planned (paths made absolute, defaults
 filled in, ε parsed), so a cell reads typed attributes and never re-casts or re-defaults a
 value. `as_dict()` is the config's JSON form: it goes into the journal and, through
-bench.identity, into the cell's id; `from_dict` reads it back.
+bench.identity, into the cell's id.
 
 Pure pydantic, no torch: `bench validate` plans without importing torch. The suite layer owns
 these types (plan produces them); cells import them, never the other way round.
@@ -27,10 +27,6 @@ class CellConfig(BaseModel):
     def as_dict(self) -> dict[str, Any]:
         out = self.model_dump(mode="json")
         return {k: v for k, v in out.items() if not (k in self.OMIT_IF_NONE and v is None)}
-
-    @classmethod
-    def from_dict(cls, data: dict):
-        return cls.model_validate(data)
 
 
 class DatasetSpec(DatasetConfig):
