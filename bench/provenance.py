@@ -41,7 +41,6 @@ def resolve_device(requested: str) -> str:
 
 def versions() -> dict[str, str | None]:
     import torch
-    import torchvision
 
     out = {"python": platform.python_version()}
     for name in PACKAGES:
@@ -50,8 +49,24 @@ def versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             out[name] = None
     # The local version tag says which build (e.g. +cu130, +cpu); metadata drops it.
-    out |= {"torch": torch.__version__, "torchvision": torchvision.__version__}
+    out |= {"torch": torch.__version__, "torchvision": _torchvision_version()}
     return out
+
+
+def _torchvision_version() -> str | None:
+    """torchvision.__version__, read from its version.py: importing torchvision costs a second
+    or more (it imports every model), which a run that never uses it should not pay."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec("torchvision")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    source = Path(spec.submodule_search_locations[0], "version.py").read_text()
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "__version__":
+            return ast.literal_eval(node.value)
+    return metadata.version("torchvision")
 
 
 def device_info(device: str) -> dict:

@@ -8,8 +8,12 @@ class (or for being callable) when it is registered or first resolved.
 
 from __future__ import annotations
 
+import ast
 import difflib
 import importlib
+import importlib.machinery
+import importlib.util
+from pathlib import Path
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
 from bench.errors import UserError
@@ -17,13 +21,18 @@ from bench.errors import UserError
 T = TypeVar("T")
 
 
-def import_target(target: str) -> Any:
-    """Resolve "package.module:attr" (or "package.module.attr") to the object."""
+def _split_target(target: str) -> tuple[str, str]:
     module_name, sep, attr = target.partition(":")
     if not sep:
         module_name, _, attr = target.rpartition(".")
     if not module_name or not attr:
         raise UserError(f"{target!r}: expected an import path like 'my_pkg.nets:LeNet'")
+    return module_name, attr
+
+
+def import_target(target: str) -> Any:
+    """Resolve "package.module:attr" (or "package.module.attr") to the object."""
+    module_name, attr = _split_target(target)
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -35,6 +44,49 @@ def import_target(target: str) -> Any:
         except AttributeError:
             raise UserError(f"{target!r}: module {module_name!r} has no attribute {attr!r}") from None
     return obj
+
+
+def check_target(target: str) -> None:
+    """What import_target would refuse, found without running any code: the module's source
+    file is located on sys.path and read, and its top level must define or import the first
+    part of `attr`. So `bench validate` checks a factory without importing torch."""
+    module_name, attr = _split_target(target)
+    spec, path = None, None
+    parts = module_name.split(".")
+    for i in range(len(parts)):
+        name = ".".join(parts[: i + 1])
+        # The top level through every finder (editable installs too), without importing it;
+        # a submodule in its parent's folders, without importing the parent.
+        spec = (importlib.util.find_spec(name) if i == 0
+                else importlib.machinery.PathFinder.find_spec(name, path))
+        if spec is None:
+            raise UserError(f"{target!r}: cannot import module {module_name!r} "
+                            f"(No module named {name!r})")
+        path = spec.submodule_search_locations
+    origin = spec.origin if spec else None
+    if not origin or not origin.endswith(".py"):
+        return  # a compiled or namespace module: only importing it can tell
+    names = _top_level_names(Path(origin).read_text(encoding="utf-8", errors="replace"))
+    if "*" not in names and attr.split(".")[0] not in names:
+        raise UserError(f"{target!r}: module {module_name!r} has no attribute {attr!r}")
+
+
+def _top_level_names(source: str) -> set[str]:
+    """Names a module's top level binds; "*" when it may bind any (star import, __getattr__)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return {"*"}  # importing it will report the error in full
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        else:  # assignments, also inside if/try at the top level
+            names.update(n.id for n in ast.walk(node) if isinstance(n, ast.Name)
+                         and isinstance(n.ctx, ast.Store))
+    return names | {"*"} if "__getattr__" in names else names
 
 
 class Registry(Generic[T]):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 
 def aggregate_over_seeds(df: pd.DataFrame, by: list[str], values: list[str]) -> pd.DataFrame:
@@ -24,8 +23,16 @@ def aggregate_over_seeds(df: pd.DataFrame, by: list[str], values: list[str]) -> 
             x = group[v].astype(float).dropna().to_numpy()
             mean = float(np.mean(x)) if len(x) else np.nan
             std = float(np.std(x, ddof=1)) if len(x) > 1 else np.nan
-            half = float(stats.t.ppf(0.975, len(x) - 1) * std / np.sqrt(len(x))) if len(x) > 1 else np.nan
+            half = float(t_975(len(x) - 1) * std / np.sqrt(len(x))) if len(x) > 1 else np.nan
             row |= {f"{v}_mean": mean, f"{v}_std": std, f"{v}_ci_low": mean - half,
                     f"{v}_ci_high": mean + half}
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def t_975(dof: int) -> float:
+    """Student's t 97.5% quantile. scipy is imported here, not at the top: a one-seed run
+    never needs it, and importing scipy.stats costs about half a second."""
+    from scipy import stats
+
+    return float(stats.t.ppf(0.975, dof))

@@ -9,11 +9,13 @@ Every loader is registered by `kind` and has the signature
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from bench.registry import Registry
 from bench.suite.cell_configs import DatasetSpec
+
+if TYPE_CHECKING:  # torch is imported where tensors are made, so bench.data.files stays light
+    import torch
 
 
 @dataclass(frozen=True)
@@ -63,4 +65,6 @@ def seeded_subset(data: ImageData, limit: int | None, seed: int) -> ImageData:
 
 def seeded_indices(n: int, k: int, seed: int) -> torch.Tensor:
     """`k` of range(n), drawn with `seed`, in ascending order."""
+    import torch
+
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:k].sort().values

@@ -13,7 +13,6 @@ downloads (`download = true`) are still checked against the official md5.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -23,6 +22,7 @@ from torchvision import datasets
 from torchvision.datasets.utils import download_url
 
 from bench.data import ImageData
+from bench.data.files import missing_files, not_found_message
 from bench.data.transforms import conform
 from bench.errors import DatasetNotFound
 from bench.suite.cell_configs import DatasetSpec
@@ -50,68 +50,6 @@ class _SVHNFiles(datasets.SVHN):
             download_url(url, self.root, name, md5)
 
 
-@dataclass(frozen=True)
-class _Source:
-    title: str
-    files: Callable[[str], list[str]]  # split -> files (relative to root) torchvision requires
-    layout: str  # the expected layout, for error messages
-
-
-def _mnist_files(folder: str) -> Callable[[str], list[str]]:
-    names = [
-        "train-images-idx3-ubyte",
-        "train-labels-idx1-ubyte",
-        "t10k-images-idx3-ubyte",
-        "t10k-labels-idx1-ubyte",
-    ]
-    return lambda split: [f"{folder}/raw/{n}" for n in names]  # both splits need all four
-
-
-def _mnist_layout(folder: str) -> str:
-    return (
-        f"<root>/{folder}/raw/train-images-idx3-ubyte, train-labels-idx1-ubyte, "
-        "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (uncompressed IDX files)"
-    )
-
-
-_CIFAR_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
-
-_SOURCES = {
-    "mnist": _Source("MNIST", _mnist_files("MNIST"), _mnist_layout("MNIST")),
-    "fashion-mnist": _Source(
-        "Fashion-MNIST", _mnist_files("FashionMNIST"), _mnist_layout("FashionMNIST")
-    ),
-    "cifar10": _Source(
-        "CIFAR-10",
-        lambda split: [f"cifar-10-batches-py/{n}" for n in _CIFAR_FILES],
-        "<root>/cifar-10-batches-py/data_batch_1 .. data_batch_5, test_batch, batches.meta"
-        " (the python pickle version)",
-    ),
-    "svhn": _Source(
-        "SVHN",
-        lambda split: [f"{split}_32x32.mat"],
-        "<root>/train_32x32.mat and <root>/test_32x32.mat (the cropped-digits format)",
-    ),
-}
-
-
-def _missing(root: Path, kind: str, split: str) -> list[str]:
-    return [f for f in _SOURCES[kind].files(split) if not (root / f).is_file()]
-
-
-def _not_found(cfg: DatasetSpec, kind: str, root: Path, missing: list[str], why: str = "") -> str:
-    source = _SOURCES[kind]
-    more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-    if (root / f"{missing[0]}.gz").is_file():  # torchvision reads only unpacked IDX files
-        more += f"; {root / missing[0]}.gz is there: gunzip it"
-    return (
-        f"datasets.{cfg.name}.root: {source.title} not found in '{root}' "
-        f"(missing {root / missing[0]}{more}"
-        f"{why}); expected {source.layout}; copy the files there, "
-        "or set download = true where there is a network"
-    )
-
-
 def _open(cfg: DatasetSpec, kind: str, split: str, make: Callable[[str, bool], object]):
     """Build the torchvision dataset, turning missing files into one clear DatasetNotFound."""
     if split not in ("train", "test"):
@@ -119,18 +57,18 @@ def _open(cfg: DatasetSpec, kind: str, split: str, make: Callable[[str, bool], o
     root = Path(cfg.root).expanduser()  # required by the schema for these kinds
     download = cfg.download
     if not download:
-        missing = _missing(root, kind, split)
+        missing = missing_files(root, kind, split)
         if missing:
-            raise DatasetNotFound(_not_found(cfg, kind, root, missing))
+            raise DatasetNotFound(not_found_message(cfg, kind, root, missing))
         return make(str(root), False)
     try:
         return make(str(root), True)
     except (RuntimeError, OSError) as exc:  # e.g. no network: report it, unless files did arrive
-        missing = _missing(root, kind, split)
+        missing = missing_files(root, kind, split)
         if not missing:
             raise
         why = "; download failed: " + " ".join(str(exc).split())
-        raise DatasetNotFound(_not_found(cfg, kind, root, missing, why)) from exc
+        raise DatasetNotFound(not_found_message(cfg, kind, root, missing, why)) from exc
 
 
 def _image_data(cfg: DatasetSpec, x_uint8: torch.Tensor, y: torch.Tensor) -> ImageData:

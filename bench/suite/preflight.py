@@ -1,28 +1,28 @@
 """Checks that need the file system, run by `bench validate` and before `bench run` writes anything.
 
 The schema checks what a suite says; preflight checks that what it points to exists
-(datasets under their root, checkpoints, factories, weights files).
+(datasets under their root, checkpoints, factories, weights files). It reads file names and
+Python source, never data or weights, and imports no torch: `bench validate` stays fast.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from bench.data.files import check_dataset_files
 from bench.errors import SuiteError, UserError
-from bench.registry import import_target
+from bench.registry import check_target
 from bench.suite.load import LoadedSuite
 from bench.suite.plan import Cell, resolve_path
 from bench.suite.tomlfile import find_line, key_path
 
 
 def preflight(loaded: LoadedSuite, cells: list[Cell]) -> None:
-    from bench.data import load_dataset
-
     suite, path, text = loaded.suite, loaded.path, loaded.text
     used = {c.config.dataset.name: c.config.dataset for c in cells}
     for cfg in used.values():
         try:
-            load_dataset(cfg, "test")
+            check_dataset_files(cfg)
         except UserError as exc:
             raise UserError(f"{path}: {exc}") from None
         except OSError as exc:  # e.g. a path too long for the file system
@@ -36,7 +36,7 @@ def preflight(loaded: LoadedSuite, cells: list[Cell]) -> None:
         _require_file(loaded, ("models", name, "checkpoint"), checkpoint,
                       "a state_dict saved with torch.save")
         try:
-            import_target(m.factory)
+            check_target(m.factory)
         except UserError as exc:
             raise SuiteError(path, f"models.{name}.factory", str(exc),
                              find_line(text, ("models", name, "factory"))) from None
