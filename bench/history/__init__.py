@@ -47,11 +47,12 @@ from bench.suite.rules import KNOWN_NAMES
 
 def run_history(suite_dir: str | Path, *, fmt: str = "text", output: str | Path | None = None,
                 fail_on_step: bool = False, **options) -> int:
+    from bench.history.page import render_page
     from bench.history.render import render
 
     history = build_history(suite_dir, **options)
     history.fail_on_step = fail_on_step
-    text = render(history, fmt)
+    text = render_page(history) if fmt == "html" else render(history, fmt)
     if output is None:
         sys.stdout.write(text)
     else:

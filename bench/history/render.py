@@ -1,4 +1,5 @@
-"""History as text, Markdown, JSON, or the HTML page (bench.history.page)."""
+"""History as text, Markdown or JSON (the HTML page is bench.history.page, which uses the
+header and footer lines from here)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from bench.history.display import (
 )
 from bench.history.result import History
 
-FORMATS = ("text", "markdown", "json", "html")
+FORMATS = ("text", "markdown", "json")  # and "html", by bench.history.page
 BOLD = ("regression", "pending regression")
 EXPLAIN = ("a step is a change of level beyond the metric's tolerance (compare's rules), found "
            "by a penalised piecewise-constant fit over the runs; beyond noise: the runs on its "
@@ -28,10 +29,6 @@ EXPLAIN = ("a step is a change of level beyond the metric's tolerance (compare's
 def render(h: History, fmt: str) -> str:
     if fmt == "json":
         return json.dumps(json_safe(history_dict(h)), indent=1, sort_keys=True) + "\n"
-    if fmt == "html":
-        from bench.history.page import render_page
-
-        return render_page(h)
     if fmt not in FORMATS:
         raise UserError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     md = fmt == "markdown"
