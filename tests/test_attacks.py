@@ -15,7 +15,7 @@ from bench.cells import CellResult, RunEnv
 from bench.cells.robustness import run_robustness_cell
 from bench.data import ImageData, load_dataset
 from bench.models.build import build_classifier
-from bench.suite.cell_configs import NoAttackParams, RobustnessCellConfig, TrainedSource
+from bench.suite.cell_configs import FgsmParams, RobustnessCellConfig, TrainedSource
 from bench.suite.schema import Normalization, TrainConfig
 from bench.training.loop import train_classifier
 from benchmarks._common import train_briefly, upsampled_digits
@@ -211,7 +211,7 @@ def test_robustness_cell_rows(trained, tmp_path):
     config = RobustnessCellConfig(
         model="cnn", source=TrainedSource(arch="small-cnn",
                                           normalize=Normalization(mean=[0.3], std=[0.4])),
-        dataset=DIGITS, split="test", attack="fgsm", attack_params=NoAttackParams(),
+        dataset=DIGITS, split="test", attack="fgsm", attack_params=FgsmParams(norm="linf"),
         epsilons=[0.0, 0.1], batch_size=128, limit=200, seed=0)
     env = RunEnv(device="cpu", cache_dir=tmp_path, artifacts_dir=tmp_path, progress=False)
     rows = run_robustness_cell(config, {"model": CellResult(artifacts={"weights": str(weights)})},

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from bench.suite.attack_options import ATTACK_NAMES, AUTOATTACK_VERSIONS, NORMS, PGD_LOSSES
 from bench.suite.schema import DatasetConfig, Normalization, TrainConfig
 
 
@@ -70,14 +71,53 @@ class TrainCellConfig(CellConfig):
     seed: int
 
 
-class NoAttackParams(CellConfig):
-    """FGSM has no settings beyond ε."""
+class AttackParams(CellConfig):
+    """The settings of one `[[robustness]]` attack: exactly the suite keys
+    bench.suite.attack_options.ATTACK_KEYS lists for it, which are its sweep's keywords
+    (tests/test_robustness_wiring.py checks both). Every attack has a threat model."""
+
+    norm: Literal[NORMS]
+
+    def sweep_kwargs(self) -> dict[str, Any]:
+        """The keyword parameters of the attack's sweep (bench.attacks.ATTACKS)."""
+        return {name: getattr(self, name) for name in type(self).model_fields}
 
 
-class PgdParams(CellConfig):
+class FgsmParams(AttackParams):
+    """FGSM: one step of ε, L∞ only."""
+
+
+class PgdParams(AttackParams):
     steps: int = Field(gt=0)
-    alpha: float | None  # None: the attack's default step rule
+    alpha: float | None  # None: the attack's default step rule, 2.5·ε/steps for each ε
     random_start: bool
+    restarts: int = Field(gt=0)
+    loss: Literal[PGD_LOSSES]
+
+
+class IterativeParams(AttackParams):
+    """APGD-CE, APGD-DLR, APGD-T, FAB and FAB-T."""
+
+    steps: int = Field(gt=0)
+    restarts: int = Field(gt=0)
+
+
+class SquareParams(AttackParams):
+    queries: int = Field(gt=0)
+    restarts: int = Field(gt=0)
+
+
+class AutoAttackParams(AttackParams):
+    version: Literal[AUTOATTACK_VERSIONS]
+    steps: int = Field(gt=0)  # of its APGD, APGD-T and FAB parts
+
+
+ATTACK_PARAMS: dict[str, type[AttackParams]] = {
+    "fgsm": FgsmParams, "pgd": PgdParams, "apgd-ce": IterativeParams,
+    "apgd-dlr": IterativeParams, "apgd-t": IterativeParams, "fab": IterativeParams,
+    "fab-t": IterativeParams, "square": SquareParams, "autoattack": AutoAttackParams,
+}
+AnyAttackParams = Union[FgsmParams, PgdParams, IterativeParams, SquareParams, AutoAttackParams]
 
 
 class RobustnessCellConfig(CellConfig):
@@ -85,12 +125,29 @@ class RobustnessCellConfig(CellConfig):
     source: ModelSource
     dataset: DatasetSpec
     split: Literal["train", "test"]
-    attack: str
-    attack_params: Union[PgdParams, NoAttackParams]
+    attack: Literal[ATTACK_NAMES]
+    attack_params: AnyAttackParams  # the model ATTACK_PARAMS names for `attack`
     epsilons: list[float]
     batch_size: int
     limit: int | None
     seed: int
+
+    @field_validator("attack_params", mode="before")
+    @classmethod
+    def _params_of_attack(cls, params, info: ValidationInfo):
+        """Read the JSON form back as the attack's own model, not whichever fits first."""
+        attack = info.data.get("attack")
+        if isinstance(params, dict) and attack in ATTACK_PARAMS:
+            return ATTACK_PARAMS[attack].model_validate(params)
+        return params
+
+    @model_validator(mode="after")
+    def _params_match_attack(self) -> "RobustnessCellConfig":
+        expected = ATTACK_PARAMS[self.attack]
+        if type(self.attack_params) is not expected:
+            raise ValueError(f"attack {self.attack!r} takes {expected.__name__}, got "
+                             f"{type(self.attack_params).__name__}")
+        return self
 
 
 class ExtractorCellConfig(CellConfig):

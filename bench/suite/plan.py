@@ -14,14 +14,14 @@ from pathlib import Path
 
 from bench import identity
 from bench.suite.cell_configs import (
+    ATTACK_PARAMS,
+    AttackParams,
     CellConfig,
     DatasetSpec,
     ExtractorCellConfig,
     GanCellConfig,
     GanTarget,
     ModelSource,
-    NoAttackParams,
-    PgdParams,
     RobustnessCellConfig,
     ThroughputCellConfig,
     TrainCellConfig,
@@ -30,8 +30,9 @@ from bench.suite.cell_configs import (
     UserSource,
     UserTarget,
 )
+from bench.suite.attack_options import ATTACK_KEYS
 from bench.suite.load import LoadedSuite
-from bench.suite.schema import Suite, TrainConfig
+from bench.suite.schema import RobustnessConfig, Suite, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -71,15 +72,18 @@ def plan_robustness(suite: Suite, base: Path, out: _Plan) -> None:
     for rob in suite.robustness:
         for model, seed in itertools.product(rob.models, suite.suite.seeds):
             deps, source = _model_source(suite, model, seed, base, out)
-            params = (PgdParams(steps=rob.steps, alpha=rob.alpha, random_start=rob.random_start)
-                      if rob.attack == "pgd" else NoAttackParams())
             config = RobustnessCellConfig(
                 model=model, source=source,
                 dataset=dataset_spec(suite, suite.models[model].dataset, base),
-                split=rob.split, attack=rob.attack, attack_params=params,
+                split=rob.split, attack=rob.attack, attack_params=attack_params(rob),
                 epsilons=list(rob.epsilons), batch_size=rob.batch_size, limit=rob.limit,
                 seed=seed)
             out.add(Cell("robustness", config, deps, f"{rob.attack} {model} seed={seed}"))
+
+
+def attack_params(rob: RobustnessConfig) -> AttackParams:
+    """The section's settings for its attack: the keys ATTACK_KEYS lists, typed."""
+    return ATTACK_PARAMS[rob.attack](**{key: getattr(rob, key) for key in ATTACK_KEYS[rob.attack]})
 
 
 def plan_gans(suite: Suite, base: Path, out: _Plan) -> None:
