@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench import __version__, defaults, provenance
-from bench.analysis.tables import build_tables
+from bench.analysis.tables import build_tables, checkpoint_notes
 from bench.cells import RunEnv
 from bench.errors import UserError
 from bench.executors import EXECUTORS
@@ -102,13 +102,15 @@ def _run_locked(loaded: LoadedSuite, cells: list[Cell], store: RunStore, runner,
         signal.signal(signal.SIGTERM, previous)
         bar.close()
         finished = store.read_cells()
-        store.write_tables(build_tables({i: r for i, r in finished.items() if i in planned}))
+        tables = build_tables({i: r for i, r in finished.items() if i in planned})
+        store.write_tables(tables)
         n_ok = sum(r.ok for i, r in finished.items() if i in planned)
         n_failed = sum(not r.ok for i, r in finished.items() if i in planned)
         if status is None:
             status = "complete" if n_failed == 0 and n_ok == len(cells) else "failed"
         manifest.update(status=status, finished_utc=provenance.utc_now(),
-                        counts={"ok": n_ok, "failed": n_failed, "total": len(cells)})
+                        counts={"ok": n_ok, "failed": n_failed, "total": len(cells)},
+                        checkpoint_notes=checkpoint_notes(tables))
         manifest["sessions"][-1].update(status=status, finished_utc=manifest["finished_utc"])
         store.write_manifest(manifest)
     if report:

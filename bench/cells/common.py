@@ -10,7 +10,13 @@ from __future__ import annotations
 from torch import nn
 
 from bench.data import ImageData
-from bench.models.build import build_classifier, load_state_dict_file, load_strict, load_user_model
+from bench.models.build import (
+    build_classifier,
+    load_state_dict_file,
+    load_strict,
+    load_user_model,
+    load_user_model_and_notes,
+)
 from bench.seeding import seeded
 from bench.suite.cell_configs import TrainedSource, TrainedTarget, UserSource, UserTarget
 
@@ -34,6 +40,12 @@ def trained_classifier(source: TrainedSource, weights: str, data: ImageData,
 def user_classifier(source: UserSource | UserTarget, name: str) -> nn.Module:
     """A user's model from its factory and checkpoint, in eval mode."""
     return load_user_model(source, name)
+
+
+def user_classifier_and_notes(source: UserSource, name: str) -> tuple[nn.Module, tuple[str, ...]]:
+    """`user_classifier`, and what was done to its checkpoint to load it (unwrapped, prefix
+    stripped), for the rows and the manifest."""
+    return load_user_model_and_notes(source, name)
 
 
 def build_gan(arch: str, data: ImageData, *, z_dim: int | None, lr: float | None, seed: int):

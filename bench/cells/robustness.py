@@ -1,72 +1,115 @@
 """The "robustness" cell: one model (one seed) against one attack over a list of ε.
 
-Returns one `robustness` row per ε. Built-in models load the weights their train cell
-produced; users' models come from their factory and checkpoint. Either way the model takes
-pixels in [0, 1] and is attacked in eval mode.
+Returns one `robustness` row per ε, and beside it one `correctness` row (which examples were
+right clean and under attack, bit-packed) for the worst case over attacks. Built-in models
+load the weights their train cell produced; users' models come from their factory and
+checkpoint. Either way the model takes pixels in [0, 1] and is attacked in eval mode.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
 
+import torch
 from torch import nn
 
-from bench.attacks import ATTACKS, predict
+from bench.attacks import ATTACKS, EpsilonResult, attack_mode, predict
 from bench.cells import CellResult, RunEnv
-from bench.cells.common import trained_classifier, user_classifier
-from bench.data import ImageData, load_dataset, seeded_subset
+from bench.cells.common import trained_classifier, user_classifier_and_notes
+from bench.data import ImageData, load_dataset, subset_indices
 from bench.errors import CellFailed
 from bench.fingerprint import data_fingerprint
 from bench.identity import file_sha256
 from bench.metrics.robustness import robustness_row
+from bench.models.outputs import probability_output_warning
 from bench.store import schema as S
+from bench.store.correctness import correctness_record, subset_record
 from bench.store.schema import row
+from bench.suite.attack_options import SETTING_KEYS
 from bench.suite.cell_configs import RobustnessCellConfig, UserSource
 
 
 def run_robustness_cell(config: RobustnessCellConfig, inputs: dict[str, CellResult],
                         env: RunEnv) -> CellResult:
+    split = load_dataset(config.dataset, config.split)
     # Seeded by the dataset seed, not the cell seed: every model, attack and seed is then
     # evaluated on the same examples, so their numbers compare pairwise (e.g. PGD vs FGSM).
-    data = seeded_subset(load_dataset(config.dataset, config.split), config.limit,
-                         config.dataset.seed)
-    model = load_model(config, inputs, data)
+    index = subset_indices(len(split), config.limit, config.dataset.seed)
+    data = split if len(index) == len(split) else split.take(index)
+    model, notes = load_model(config, inputs, data)
+    warning = output_warning(model, data, config, env.device)
     sweep = ATTACKS.get(config.attack)
 
     start = time.perf_counter()
     clean_pred = predict(model, data.x, config.batch_size, env.device)
     results = sweep(model, data.x, data.y, config.epsilons, config.batch_size, env.device,
-                    seed=config.seed, progress=env.progress, **config.attack_params.model_dump())
+                    seed=config.seed, progress=env.progress,
+                    **config.attack_params.sweep_kwargs())
     seconds = time.perf_counter() - start
 
-    cell = {
+    ident = {
         "model": config.model,
         "dataset": config.dataset.name,
         "split": config.split,
         "attack": config.attack,
+        **setting_columns(config),
         "seed": config.seed,
         "data_fingerprint": data_fingerprint(data.x, data.y),  # what was evaluated
         "checkpoint_sha256": checkpoint_sha256(config, inputs),
     }
+    subset = {"split_fingerprint": data_fingerprint(split.x, split.y),
+              **subset_record(index, len(split))}
+    clean_ok = clean_pred == data.y
     images_per_s = len(data) * len(results) / seconds if seconds > 0 else math.nan
-    rows = [row(S.ROBUSTNESS, **cell, attack_repr=res.attack_repr, epsilon=res.epsilon,
-                **robustness_row(data.y, clean_pred, res.adv_pred, res.linf, res.epsilon),
-                zero_grad_frac=res.zero_grad_frac, eval_mode=res.eval_mode,
-                seconds=seconds,  # the whole cell's attack time: clean pass + every ε
-                images_per_s=images_per_s)
-            for res in results]
-    return CellResult(records={S.ROBUSTNESS: rows})
+    rows = [robustness_record(ident, res, data, clean_pred, notes=notes, warning=warning,
+                              seconds=seconds, images_per_s=images_per_s) for res in results]
+    correct = [row(S.CORRECTNESS, **ident, epsilon=res.epsilon, **subset,
+                   **correctness_record(clean_ok, res.adv_correct)) for res in results]
+    return CellResult(records={S.ROBUSTNESS: rows, S.CORRECTNESS: correct})
+
+
+def setting_columns(config: RobustnessCellConfig) -> dict:
+    """The attack's settings as configured (None where the attack has no such setting; alpha
+    None is the default rule), the subset size and the batch size."""
+    params = config.attack_params
+    return {**{key: getattr(params, key, None) for key in SETTING_KEYS},
+            "limit": config.limit, "batch_size": config.batch_size}
+
+
+def robustness_record(ident: dict, res: EpsilonResult, data: ImageData,
+                      clean_pred: torch.Tensor, *, notes: tuple[str, ...], warning: str | None,
+                      seconds: float, images_per_s: float) -> dict:
+    """One `robustness` row: what was evaluated, how, and the accuracies at one ε."""
+    return row(S.ROBUSTNESS, **ident, alpha_used=res.params.get("alpha"),
+               attack_params=json.dumps(dict(res.params), sort_keys=True),
+               attack_repr=res.attack_repr, epsilon=res.epsilon,
+               checkpoint_notes="; ".join(notes) or None, output_warning=warning,
+               **robustness_row(data.y, clean_pred, res.adv_pred, res.linf, res.epsilon,
+                                l2=res.l2, norm=res.norm),
+               zero_grad_frac=res.zero_grad_frac, eval_mode=res.eval_mode,
+               seconds=seconds,  # the whole cell's attack time: clean pass + every ε
+               images_per_s=images_per_s)
 
 
 def load_model(config: RobustnessCellConfig, inputs: dict[str, CellResult],
-               data: ImageData) -> nn.Module:
+               data: ImageData) -> tuple[nn.Module, tuple[str, ...]]:
+    """The model to attack, and what was done to its checkpoint to load it."""
     if isinstance(config.source, UserSource):
-        return user_classifier(config.source, config.model)
+        return user_classifier_and_notes(config.source, config.model)
     if "model" not in inputs or "weights" not in inputs["model"].artifacts:
         raise CellFailed(f"model {config.model!r}: no trained weights from its train cell")
     return trained_classifier(config.source, inputs["model"].artifacts["weights"], data,
-                              config.model)
+                              config.model), ()
+
+
+def output_warning(model: nn.Module, data: ImageData, config: RobustnessCellConfig,
+                   device: str) -> str | None:
+    """The warning when the model's outputs on a first batch are already probabilities."""
+    with attack_mode(model, device), torch.inference_mode():
+        outputs = model(data.x[:config.batch_size].to(device))
+    return probability_output_warning(outputs, f"models.{config.model}")
 
 
 def checkpoint_sha256(config: RobustnessCellConfig, inputs: dict[str, CellResult]) -> str:

@@ -60,7 +60,14 @@ def seeded_subset(data: ImageData, limit: int | None, seed: int) -> ImageData:
     sorted by class, so a prefix would not do); all of `data` when it has no more."""
     if limit is None or limit >= len(data):
         return data
-    return data.take(seeded_indices(len(data), limit, seed))
+    return data.take(subset_indices(len(data), limit, seed))
+
+
+def subset_indices(n: int, limit: int | None, seed: int) -> torch.Tensor:
+    """The indices of the examples `seeded_subset` keeps of `n`, ascending."""
+    if limit is None or limit >= n:
+        return torch.arange(n)
+    return seeded_indices(n, limit, seed)
 
 
 def seeded_indices(n: int, k: int, seed: int) -> torch.Tensor:

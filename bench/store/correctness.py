@@ -5,7 +5,9 @@ checkpoint sha256, data fingerprint, seed, attack and its settings, ε; the cell
 and two bit strings, `clean_correct` and `adv_correct`. Bit i is example i of the evaluated
 subset, in the order the cell evaluated it (the seeded `limit` subset is sorted by dataset
 index); together with `data_fingerprint` (the fingerprint of that very subset) it names the
-example across cells and runs. Bits are packed little-endian (np.packbits) and base64-encoded:
+example across cells and runs. `examples` marks which examples of the split as loaded
+(`split_fingerprint`, `split_n` of them) the evaluated subset holds, so a `limit`ed subset's
+rows can meet rows of the whole split (bench.metrics.worst_case.onto_subsets). Bits are packed little-endian (np.packbits) and base64-encoded:
 a plain string is valid JSON for the cell journal and CSV as well as Parquet, and 10,000
 examples take 1,668 characters.
 """
@@ -17,7 +19,8 @@ import base64
 import numpy as np
 import torch
 
-CORRECTNESS = "correctness"  # the table's name (to join bench.store.schema with the cell)
+from bench.store.schema import CORRECTNESS  # noqa: F401 (the table these rows go to)
+
 BIT_COLUMNS = ("clean_correct", "adv_correct")
 
 
@@ -41,3 +44,11 @@ def correctness_record(clean_correct: torch.Tensor, adv_correct: torch.Tensor) -
         raise ValueError(f"{len(clean_correct)} clean vs {len(adv_correct)} attacked examples")
     return {"n": int(len(clean_correct)), "clean_correct": pack_bits(clean_correct),
             "adv_correct": pack_bits(adv_correct)}
+
+
+def subset_record(indices: torch.Tensor | np.ndarray, split_n: int) -> dict:
+    """The stored columns naming which of the split's `split_n` examples were evaluated
+    (`indices`, ascending, as bench.data.seeded_indices draws them)."""
+    mask = np.zeros(split_n, dtype=bool)
+    mask[np.asarray(indices, dtype=np.int64)] = True
+    return {"split_n": int(split_n), "examples": pack_bits(mask)}

@@ -6,6 +6,8 @@ test run instead of quietly becoming a new column. Floats are stored unrounded; 
 round (bench/report/numbers.py).
 """
 
+from bench.suite.attack_options import SETTING_KEYS
+
 # v1: the cells table's key column was `id`; v2: it is `cell_id`, like every other table's.
 # Readers of older runs migrate them in memory: bench/store/migrate.py.
 SCHEMA_VERSION = 2
@@ -13,8 +15,10 @@ SCHEMA_VERSION = 2
 # Tables a run may hold (Parquet + CSV under tables/).
 CELLS = "cells"  # one row per cell: cell_id, kind, label, status, reason, seconds
 TRAINING = "training"  # per-epoch training history (incl. catastrophic-overfitting watch)
-ROBUSTNESS = "robustness"  # one row per (model, attack, epsilon, seed)
-ROBUSTNESS_AGG = "robustness_agg"  # mean / std / 95% CI over seeds
+ROBUSTNESS = "robustness"  # one row per (model, attack and its settings, epsilon, seed)
+ROBUSTNESS_AGG = "robustness_agg"  # mean / std / 95% CI over seeds, worst case included
+CORRECTNESS = "correctness"  # per-example correctness of each robustness row, bit-packed
+WORST_CASE = "worst_case"  # derived: per-example worst case over attacks (model, seed, ε)
 CHECKS = "checks"  # evaluation sanity checks (Carlini et al. 2019)
 EXTRACTORS = "extractors"  # domain feature extractors used for FID
 GAN = "gan"  # one row per (gan, seed, step)
@@ -35,14 +39,28 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     TRAINING: ("model", "arch", "recipe", "dataset", "seed", "epsilon", "data_fingerprint",
                "weights_code_sha256", "epoch", "train_loss", "train_acc", "heldout_clean_acc",
                "heldout_pgd_acc", "catastrophic_overfit", "kept", "seconds"),
-    ROBUSTNESS: ("model", "dataset", "split", "attack", "attack_repr", "epsilon", "seed",
-                 "data_fingerprint", "checkpoint_sha256", "n", "n_clean_correct", "clean_acc",
+    # The attack's settings are columns (None where the attack has no such setting), so no
+    # table, check, plot or compare pools two settings. `alpha` is the configured step (None:
+    # 2.5·ε/steps), `alpha_used` the one that ran at this ε; `attack_params` is every resolved
+    # setting as JSON.
+    ROBUSTNESS: ("model", "dataset", "split", "attack", *SETTING_KEYS, "alpha_used", "limit",
+                 "batch_size", "attack_params", "attack_repr", "epsilon", "seed",
+                 "data_fingerprint", "checkpoint_sha256", "checkpoint_notes", "output_warning",
+                 "n", "n_clean_correct", "clean_acc",
                  "robust_acc", "adv_acc", "acc_drop", "relative_drop", "attack_success_rate",
                  "clean_acc_binom_low", "clean_acc_binom_high", "robust_acc_binom_low",
                  "robust_acc_binom_high", "adv_acc_binom_low", "adv_acc_binom_high",
                  "attack_success_rate_binom_low", "attack_success_rate_binom_high",
-                 "linf_mean", "linf_max", "linf_ok", "within_epsilon", "zero_grad_frac",
-                 "eval_mode", "seconds", "images_per_s"),
+                 "linf_mean", "linf_max", "linf_ok", "l2_mean", "l2_max", "within_epsilon",
+                 "zero_grad_frac", "eval_mode", "seconds", "images_per_s"),
+    # bench/store/correctness.py: one row per robustness row. Bit i of `clean_correct` and
+    # `adv_correct` is example i of the evaluated data (`data_fingerprint`, n examples);
+    # `examples` marks which examples of the split as loaded (`split_fingerprint`, `split_n`)
+    # those are, so rows of a `limit`ed subset meet rows of the whole split in the worst case.
+    CORRECTNESS: ("model", "dataset", "split", "attack", *SETTING_KEYS, "limit", "batch_size",
+                  "epsilon", "seed", "data_fingerprint", "checkpoint_sha256",
+                  "split_fingerprint", "split_n", "examples", "n", "clean_correct",
+                  "adv_correct"),
     CHECKS: ("check", "model", "attack", "epsilon", "seed", "passed", "value", "detail"),
     EXTRACTORS: ("name", "hash", "dataset", "test_accuracy", "feature_dim", "train_steps",
                  "data_fingerprint"),
