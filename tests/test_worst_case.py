@@ -94,9 +94,18 @@ def test_worst_case_across_runs_equals_one_table(correctness, tmp_path):
     assert len(worst_case_table(pd.concat([table, other]))) == 2 * len(one)
 
 
-def test_rows_that_disagree_on_the_clean_predictions_do_not_combine(correctness):
+def test_clean_passes_that_disagree_count_an_example_clean_only_if_every_pass_did(correctness):
+    """Two clean passes of one model on the same examples, in other batches, may differ by a
+    kernel-rounding argmax flip: the example then counts as wrong clean, and is counted."""
     table, _ = correctness
+    first = table.iloc[0]
+    clean = unpack_bits(first["clean_correct"], 60)
+    assert clean[:5].all()  # the flipped examples were right in every other pass
+    flipped = clean.copy()
+    flipped[:5] = False
     broken = table.copy()
-    broken.loc[0, "clean_correct"] = pack_bits(np.zeros(60, dtype=bool))
-    with pytest.raises(ValueError, match="clean predictions differ"):
-        worst_case_table(broken)
+    broken.loc[0, "clean_correct"] = pack_bits(flipped)
+    worst, sound = worst_case_table(broken), worst_case_table(table)
+    assert set(worst["clean_disagreements"]) == {5} and set(sound["clean_disagreements"]) == {0}
+    assert (worst["clean_acc"] == sound["clean_acc"] - 5 / 60).all()
+    assert (worst["robust_acc"] <= sound["robust_acc"]).all()

@@ -6,13 +6,16 @@ import numpy as np
 import pandas as pd
 
 
-def aggregate_over_seeds(df: pd.DataFrame, by: list[str], values: list[str]) -> pd.DataFrame:
-    """One row per `by` group with `<v>_mean`, `<v>_std`, `<v>_ci_low`, `<v>_ci_high` and n_seeds.
+def aggregate_over_seeds(df: pd.DataFrame, by: list[str], values: list[str],
+                         means: list[str] = ()) -> pd.DataFrame:
+    """One row per `by` group with `<v>_mean`, `<v>_std`, `<v>_ci_low`, `<v>_ci_high` and n_seeds,
+    and for each of `means` its mean over seeds under its own name.
 
     The CI is Student-t on the seed means (few seeds, unknown variance); with one seed it is NaN.
     """
     by = [c for c in by if c in df.columns]
     values = [v for v in values if v in df.columns]
+    means = [m for m in means if m in df.columns]
     if df.empty or not values:
         return pd.DataFrame()
     rows = []
@@ -26,6 +29,7 @@ def aggregate_over_seeds(df: pd.DataFrame, by: list[str], values: list[str]) -> 
             half = float(t_975(len(x) - 1) * std / np.sqrt(len(x))) if len(x) > 1 else np.nan
             row |= {f"{v}_mean": mean, f"{v}_std": std, f"{v}_ci_low": mean - half,
                     f"{v}_ci_high": mean + half}
+        row |= {m: float(group[m].astype(float).mean()) for m in means}
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -7,18 +7,33 @@ import pandas as pd
 from bench.analysis.aggregate import aggregate_over_seeds
 from bench.store import schema as S
 from bench.store.run_store import CellRecord
+from bench.suite.attack_options import SETTING_KEYS
+
+ACCURACIES = ["clean_acc", "robust_acc", "adv_acc"]
+# Each seed's binomial interval over its n examples, averaged over seeds beside the interval
+# over seeds (for a user's checkpoint under FGSM, which ignores the seed, it is the only one).
+BINOMIAL_MEANS = [f"{a}_binom_{side}" for a in ACCURACIES for side in ("low", "high")]
+ROBUSTNESS_VALUES = [*ACCURACIES, "acc_drop", "relative_drop", "attack_success_rate",
+                     "images_per_s"]
+# What tells robustness rows apart besides the seed: the attack with every setting, and the
+# data evaluated (two settings never pool). Not checkpoint_sha256: a trained model's weights
+# differ from seed to seed by design, and within one run a model name is one source.
+ROBUSTNESS_KEYS = ["model", "dataset", "split", "attack", *SETTING_KEYS, "limit", "batch_size",
+                   "data_fingerprint", "n", "epsilon"]
+# Worst-case rows (bench.metrics.worst_case) pool seeds over the same attacks only.
+WORST_CASE_KEYS = ["model", "dataset", "split", "attack", "norm", "data_fingerprint", "n",
+                   "attacks", "epsilon"]
 
 AGGREGATES = {
-    # table -> (aggregate table, group columns, value columns)
-    S.ROBUSTNESS: (S.ROBUSTNESS_AGG, ["model", "dataset", "split", "attack", "epsilon"],
-                   ["clean_acc", "robust_acc", "acc_drop", "relative_drop", "attack_success_rate",
-                    "images_per_s"]),
+    # table -> (aggregate table, group columns, value columns, columns averaged as they are)
+    S.ROBUSTNESS: (S.ROBUSTNESS_AGG, ROBUSTNESS_KEYS, ROBUSTNESS_VALUES, BINOMIAL_MEANS),
     S.GAN: (S.GAN_AGG, ["gan", "arch", "dataset", "extractor", "num_samples", "step"],
             ["fid", "kid_mean", "isc_mean", "precision", "recall", "real_floor_fid",
-             "train_images_per_s"]),
+             "train_images_per_s"], []),
     S.THROUGHPUT: (S.THROUGHPUT_AGG, ["workload", "target", "batch_size", "precision",
                                       "channels_last", "compile", "device_name"],
-                   ["images_per_s", "median_s", "achieved_tflops", "mfu", "peak_memory_bytes"]),
+                   ["images_per_s", "median_s", "achieved_tflops", "mfu", "peak_memory_bytes"],
+                   []),
 }
 
 
@@ -29,16 +44,43 @@ def build_tables(cells: dict[str, CellRecord]) -> dict[str, pd.DataFrame]:
             rows.setdefault(table, []).extend({S.CELL_ID: rec.id, **r} for r in records)
     tables = {name: pd.DataFrame(r) for name, r in sorted(rows.items())}
     tables[S.CELLS] = cells_table(cells)
-    for table, (agg_name, by, values) in AGGREGATES.items():
+    for table, (agg_name, by, values, means) in AGGREGATES.items():
         if table in tables:
-            agg = aggregate_over_seeds(tables[table], by, values)
+            agg = aggregate_over_seeds(tables[table], by, values, means)
             if not agg.empty:
                 tables[agg_name] = agg
+    if S.CORRECTNESS in tables:
+        add_worst_case(tables)
     if S.ROBUSTNESS in tables:
         from bench.metrics.robustness import sanity_checks
 
         tables[S.CHECKS] = pd.DataFrame(sanity_checks(tables[S.ROBUSTNESS]))
     return tables
+
+
+def add_worst_case(tables: dict[str, pd.DataFrame]) -> None:
+    """The `worst_case` table (per model, seed, data and ε, over every attack run on those
+    examples), and its mean over seeds as `attack = "worst_case"` rows of robustness_agg."""
+    from bench.metrics.worst_case import onto_subsets, worst_case_table
+
+    worst = worst_case_table(onto_subsets(tables[S.CORRECTNESS]))
+    if worst.empty:
+        return
+    tables[S.WORST_CASE] = worst
+    agg = aggregate_over_seeds(worst, WORST_CASE_KEYS, ROBUSTNESS_VALUES, BINOMIAL_MEANS)
+    parts = [t for t in (tables.get(S.ROBUSTNESS_AGG), agg) if t is not None and not t.empty]
+    tables[S.ROBUSTNESS_AGG] = pd.concat(parts, ignore_index=True)
+
+
+def checkpoint_notes(tables: dict[str, pd.DataFrame]) -> dict[str, list[str]]:
+    """What was done to load each user checkpoint (unwrapped, prefix stripped), by its suite
+    key, from the robustness rows: for the manifest."""
+    rob = tables.get(S.ROBUSTNESS)
+    if rob is None or "checkpoint_notes" not in rob.columns:
+        return {}
+    noted = rob[rob["checkpoint_notes"].fillna("").astype(str) != ""]
+    return {f"models.{model}.checkpoint": sorted(set(g["checkpoint_notes"]))
+            for model, g in noted.groupby("model", sort=True)}
 
 
 def cells_table(cells: dict[str, CellRecord]) -> pd.DataFrame:

@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from bench.metrics.binomial import interval_columns
+from bench.suite.attack_options import SETTING_KEYS as ATTACK_SETTING_KEYS
 
 LINF_TOLERANCE = 1e-6  # float32 rounding in x + δ - x
 L2_REL_TOLERANCE = 1e-5  # float32 rounding of a norm summed over every pixel
@@ -88,8 +89,7 @@ def _bools(t) -> torch.Tensor:
 CONTEXT_KEYS = ("dataset", "split", "data_fingerprint", "checkpoint_sha256", "limit")
 # One attack's settings: two settings of one attack (PGD-10 and PGD-100) are checked apart.
 # `alpha` here must be the configured step (None: 2.5·ε/steps), not the per-ε resolved one.
-SETTING_KEYS = ("norm", "steps", "alpha", "random_start", "restarts", "loss", "version",
-                "queries", "batch_size")
+SETTING_KEYS = (*ATTACK_SETTING_KEYS, "batch_size")
 
 
 def sanity_checks(robustness_df: pd.DataFrame) -> list[dict]:
@@ -134,6 +134,12 @@ def _per_group_flags(g: pd.DataFrame, model, attack, seed, where) -> list[dict]:
                          f"gradient entries are exactly zero" + (
                              "" if frac <= ZERO_GRAD_WARN else
                              "; gradient masking likely, try a gradient-free attack")))
+    if "output_warning" in g:
+        warned = sorted({w for w in g["output_warning"].fillna("").astype(str) if w})
+        rows.append(_row("logit_outputs", model, attack, None, seed, not warned, len(warned),
+                         f"{model}/{attack} seed {seed}{where}: " + (
+                             warned[0] if warned else "the model's outputs are not "
+                             "probabilities (attacks take them for logits)")))
     # The size in the threat model's norm where the table has it, else L∞.
     size_ok = "within_epsilon" if "within_epsilon" in g else "linf_ok" if "linf_ok" in g else None
     if size_ok is not None:
