@@ -10,6 +10,7 @@ minus seed, so each group holds one sample per seed on each side (GAN rows: the 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,11 +21,14 @@ from bench.identity import group_id
 from bench.store import schema as S
 from bench.store.migrate import RunView
 from bench.store.run_store import CellRecord
+from bench.suite.attack_options import SETTING_KEYS
 
 # Columns that name a configuration within a table (besides the cell's config).
 # A different data fingerprint is different data: never pooled, never compared.
+# A robustness row is named by its attack's settings too (PGD-10 and PGD-100 never pool).
 KEY_COLUMNS = {
-    S.ROBUSTNESS: ["model", "dataset", "split", "attack", "epsilon", "data_fingerprint"],
+    S.ROBUSTNESS: ["model", "dataset", "split", "attack", *SETTING_KEYS, "limit", "batch_size",
+                   "epsilon", "data_fingerprint"],
     S.GAN: ["gan", "arch", "dataset", "extractor", "num_samples", "step", "data_fingerprint"],
     S.THROUGHPUT: ["workload", "target", "batch_size", "precision", "channels_last", "compile"],
 }
@@ -213,13 +217,25 @@ def group_values(group: pd.DataFrame, spec: MetricSpec) -> tuple[np.ndarray, lis
 
 def readable_key(row: pd.Series, keys: list[str]) -> dict:
     """The configuration a group stands for, for people (the data fingerprint left out)."""
-    return {k: _plain(row[k]) for k in keys if k != "data_fingerprint"}
+    key = {k: _scalar(_plain(row[k])) for k in keys if k != "data_fingerprint"}
+    return {k: v for k, v in key.items() if v is not None}  # settings the attack lacks
 
 
 def _label(value) -> str:
     if isinstance(value, (dict, list, np.ndarray)):
         return json.dumps(_plain(value), sort_keys=True, default=str)
-    return repr(_plain(value))
+    return repr(_scalar(_plain(value)))
+
+
+def _scalar(value):
+    """One spelling per value: a setting column holds 10 where every row has the setting and
+    10.0 where some rows lack it (NaN, which is None here), so both runs' rows match."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if value.is_integer():
+            return int(value)
+    return value
 
 
 def _plain(value):

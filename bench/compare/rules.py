@@ -45,6 +45,7 @@ class Rule:
 DEFAULT_RULES: dict[str, Rule] = {
     "clean_acc": Rule("higher", abs_tol=0.01),
     "robust_acc": Rule("higher", abs_tol=0.01),
+    "adv_acc": Rule("higher", abs_tol=0.01),
     "attack_success_rate": Rule("lower", abs_tol=0.01),
     "fid": Rule("lower", rel_tol=0.05),
     "kid_mean": Rule("lower", rel_tol=0.10, abs_tol=1e-3),

@@ -34,6 +34,7 @@ class MetricSpec:
 METRICS: dict[str, list[MetricSpec]] = {
     S.ROBUSTNESS: [MetricSpec(S.ROBUSTNESS, "clean_acc", per_cell=True, worst_seed=True),
                    MetricSpec(S.ROBUSTNESS, "robust_acc", worst_seed=True),
+                   MetricSpec(S.ROBUSTNESS, "adv_acc", worst_seed=True),
                    MetricSpec(S.ROBUSTNESS, "attack_success_rate", worst_seed=True),
                    MetricSpec(S.ROBUSTNESS, "images_per_s", device_bound=True, per_cell=True),
                    MetricSpec(S.ROBUSTNESS, "seconds", device_bound=True, per_cell=True)],
