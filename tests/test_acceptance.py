@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
+from bench.store.correctness import unpack_bits
 from bench.store.run_store import RunStore
 
 SUITES = Path(__file__).resolve().parent.parent / "suites"
@@ -44,6 +45,28 @@ def test_quickstart_robustness_targets(tmp_path):
     flags = overfit_epochs(store)
     assert len(flags) == 6 and not any(flags.values()), flags
     assert (store.dir / "report.html").exists()
+    attacks_order_on_the_fgsm_rs_model(store)
+
+
+def attacks_order_on_the_fgsm_rs_model(store: RunStore) -> None:
+    """AutoAttack <= PGD-10 <= FGSM on the FGSM-RS model at ε = 0.2: on average over seeds, and
+    for each seed on AutoAttack's `limit`ed subset (PGD and FGSM restricted to its examples)."""
+    agg = store.read_table("robustness_agg")
+    at = agg[(agg.model == "cnn-fgsm") & (agg.epsilon.round(6) == 0.2)].set_index("attack")
+    print(at[["n", "n_seeds", "robust_acc_mean", "robust_acc_binom_low", "robust_acc_binom_high"]])
+    assert at.loc["autoattack", "n"] == 100 and at.loc["pgd", "n"] == at.loc["fgsm", "n"] == 450
+    assert at.loc["autoattack", "robust_acc_mean"] <= at.loc["pgd", "robust_acc_mean"] \
+        <= at.loc["fgsm", "robust_acc_mean"]
+    rows = store.read_table("correctness")
+    rows = rows[(rows.model == "cnn-fgsm") & (rows.epsilon.round(6) == 0.2)]
+    for seed, g in rows.groupby("seed"):
+        by = g.set_index("attack")
+        members = unpack_bits(by.loc["autoattack", "examples"], 450)
+        robust = {a: unpack_bits(r["clean_correct"], r["n"]) & unpack_bits(r["adv_correct"], r["n"])
+                  for a, r in by.iterrows()}
+        on_subset = {a: v[members].mean() if len(v) == 450 else v.mean()
+                     for a, v in robust.items()}
+        assert on_subset["autoattack"] <= on_subset["pgd"] <= on_subset["fgsm"], (seed, on_subset)
 
 
 def test_overfit_digits_flags_plain_fgsm_and_not_fgsm_rs(tmp_path):

@@ -294,6 +294,25 @@ def test_autoattack_on_a_subset_gives_worst_case_rows_over_every_attack(wired):
     assert mean.iloc[0]["robust_acc_mean"] == pytest.approx(sub["robust_acc"].mean())
 
 
+def test_worst_case_on_the_whole_split_is_the_per_example_and_of_every_attack(wired):
+    """Recomputed from the stored bits: robust under the worst case = clean-correct and correct
+    under every attack at that ε and (nested) at every smaller ε; so it is <= each attack."""
+    worst, rob = wired.read_table(S.WORST_CASE), wired.read_table(S.ROBUSTNESS)
+    correct = wired.read_table(S.CORRECTNESS)
+    whole = worst[(worst.model == "cnn") & (worst.n == N)]
+    assert sorted(set(whole.epsilon)) == [0.0, 0.1, 0.2] and len(whole) == 3 * 2
+    for r in whole.itertuples():
+        same = lambda t: t[(t.model == "cnn") & (t.seed == r.seed) & (t.n == N)]  # noqa: E731
+        attacked = same(rob)[same(rob).epsilon == r.epsilon]
+        assert len(attacked) == (1 if r.epsilon == 0 else 3)  # fgsm (+ pgd-10, pgd-100)
+        assert (r.robust_acc <= attacked.robust_acc + 1e-12).all()
+        bits = same(correct)[same(correct).epsilon <= r.epsilon]  # nested over smaller ε
+        robust = np.logical_and.reduce([unpack_bits(b.clean_correct, N)
+                                        & unpack_bits(b.adv_correct, N)
+                                        for b in bits.itertuples()])
+        assert r.robust_acc == pytest.approx(robust.mean())
+
+
 def test_a_wrapped_prefixed_checkpoint_runs_and_the_manifest_says_what_was_done(wired):
     notes = ("unwrapped the checkpoint's 'state_dict' entry (beside epoch); stripped "
              "DataParallel's 'module.' prefix from 4 keys")
