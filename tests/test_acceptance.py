@@ -62,8 +62,8 @@ def attacks_order_on_the_fgsm_rs_model(store: RunStore) -> None:
     for seed, g in rows.groupby("seed"):
         by = g.set_index("attack")
         members = unpack_bits(by.loc["autoattack", "examples"], 450)
-        robust = {a: unpack_bits(r["clean_correct"], r["n"]) & unpack_bits(r["adv_correct"], r["n"])
-                  for a, r in by.iterrows()}
+        robust = {a: unpack_bits(r["clean_correct"], r["n"])
+                  & unpack_bits(r["adv_correct"], r["n"]) for a, r in by.iterrows()}
         on_subset = {a: v[members].mean() if len(v) == 450 else v.mean()
                      for a, v in robust.items()}
         assert on_subset["autoattack"] <= on_subset["pgd"] <= on_subset["fgsm"], (seed, on_subset)

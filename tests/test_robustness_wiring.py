@@ -301,12 +301,14 @@ def test_worst_case_on_the_whole_split_is_the_per_example_and_of_every_attack(wi
     correct = wired.read_table(S.CORRECTNESS)
     whole = worst[(worst.model == "cnn") & (worst.n == N)]
     assert sorted(set(whole.epsilon)) == [0.0, 0.1, 0.2] and len(whole) == 3 * 2
+    def same(table: pd.DataFrame, r) -> pd.DataFrame:
+        return table[(table.model == "cnn") & (table.seed == r.seed) & (table.n == N)]
+
     for r in whole.itertuples():
-        same = lambda t: t[(t.model == "cnn") & (t.seed == r.seed) & (t.n == N)]  # noqa: E731
-        attacked = same(rob)[same(rob).epsilon == r.epsilon]
+        attacked = same(rob, r)[same(rob, r).epsilon == r.epsilon]
         assert len(attacked) == (1 if r.epsilon == 0 else 3)  # fgsm (+ pgd-10, pgd-100)
         assert (r.robust_acc <= attacked.robust_acc + 1e-12).all()
-        bits = same(correct)[same(correct).epsilon <= r.epsilon]  # nested over smaller ε
+        bits = same(correct, r)[same(correct, r).epsilon <= r.epsilon]  # nested: smaller ε too
         robust = np.logical_and.reduce([unpack_bits(b.clean_correct, N)
                                         & unpack_bits(b.adv_correct, N)
                                         for b in bits.itertuples()])

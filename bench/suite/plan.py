@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import identity
+from bench.suite.attack_options import ATTACK_KEYS
 from bench.suite.cell_configs import (
     ATTACK_PARAMS,
     AttackParams,
@@ -30,7 +31,6 @@ from bench.suite.cell_configs import (
     UserSource,
     UserTarget,
 )
-from bench.suite.attack_options import ATTACK_KEYS
 from bench.suite.load import LoadedSuite
 from bench.suite.schema import RobustnessConfig, Suite, TrainConfig
 
