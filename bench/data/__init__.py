@@ -65,6 +65,8 @@ def seeded_subset(data: ImageData, limit: int | None, seed: int) -> ImageData:
 
 def subset_indices(n: int, limit: int | None, seed: int) -> torch.Tensor:
     """The indices of the examples `seeded_subset` keeps of `n`, ascending."""
+    import torch
+
     if limit is None or limit >= n:
         return torch.arange(n)
     return seeded_indices(n, limit, seed)
