@@ -33,4 +33,15 @@ class DatasetNotFound(UserError):
 
 
 class CellFailed(Exception):
-    """A cell could not finish (divergence, collapse...). Recorded in the results with its reason."""
+    """A cell could not finish (divergence, collapse...). Recorded in the results with its reason.
+
+    `records` are rows the cell measured before it failed (table name -> rows); the journal
+    keeps them with the failed cell, so a GAN's FID curve up to its divergence is not lost.
+    """
+
+    def __init__(self, reason: str, records: dict[str, list[dict]] | None = None):
+        super().__init__(reason)
+        self.records = records or {}
+
+    def __reduce__(self):  # pickles with its records (Ray and process pools send exceptions)
+        return (type(self), (str(self), self.records))

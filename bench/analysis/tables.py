@@ -46,7 +46,7 @@ def build_tables(cells: dict[str, CellRecord]) -> dict[str, pd.DataFrame]:
     tables[S.CELLS] = cells_table(cells)
     for table, (agg_name, by, values, means) in AGGREGATES.items():
         if table in tables:
-            agg = aggregate_over_seeds(tables[table], by, values, means)
+            agg = aggregate_over_seeds(completed_rows(tables[table]), by, values, means)
             if not agg.empty:
                 tables[agg_name] = agg
     if S.CORRECTNESS in tables:
@@ -81,6 +81,14 @@ def checkpoint_notes(tables: dict[str, pd.DataFrame]) -> dict[str, list[str]]:
     noted = rob[rob["checkpoint_notes"].fillna("").astype(str) != ""]
     return {f"models.{model}.checkpoint": sorted(set(g["checkpoint_notes"]))
             for model, g in noted.groupby("model", sort=True)}
+
+
+def completed_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of cells that finished. A failed cell's rows stay in its table (marked in
+    `failure`) but out of the means, which would otherwise mix curves cut short."""
+    if "failure" not in df.columns:
+        return df
+    return df[df["failure"].fillna("").astype(str) == ""]
 
 
 def cells_table(cells: dict[str, CellRecord]) -> pd.DataFrame:

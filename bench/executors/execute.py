@@ -61,8 +61,9 @@ def _execute(cell: Cell, inputs: dict[str, CellResult], env: RunEnv, attempts: i
     try:
         result = CELL_KINDS.get(cell.kind)(cell.config, inputs, env)
     except (CellFailed, UserError) as exc:
-        return CellRecord(**base, status="failed", reason=str(exc), finished_utc=utc_now(),
-                          seconds=time.perf_counter() - t0)
+        partial = exc.records if isinstance(exc, CellFailed) else {}  # rows measured before it
+        return CellRecord(**base, status="failed", reason=str(exc), records=partial,
+                          finished_utc=utc_now(), seconds=time.perf_counter() - t0)
     except Exception as exc:  # noqa: BLE001 - recorded with its traceback, not swallowed
         reason = f"{type(exc).__name__}: {exc}"
         tb = traceback.format_exc(limit=8)
