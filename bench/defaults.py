@@ -76,6 +76,11 @@ GAN_BATCH_SIZE = 64
 GAN_EVAL_EVERY = 500
 GAN_NUM_SAMPLES = 2000
 GAN_METRICS = ["fid", "kid", "isc", "prc"]
+GAN_Z_DIM = 64
+# Divergence by FID: a cell fails once this many evaluations in a row score above
+# GAN_DIVERGENCE_RISE × the best FID before them (suite key `divergence_patience`; 0: off).
+GAN_DIVERGENCE_PATIENCE = 3
+GAN_DIVERGENCE_RISE = 2.0
 
 THROUGHPUT_WARMUP = 10
 THROUGHPUT_EPSILON = 8 / 255  # for the attack workloads (fgsm, pgd)

@@ -8,15 +8,12 @@ import pytest
 import torch
 from torch import nn
 
-from bench.cells import CELL_KINDS, CellResult, RunEnv
+from bench.cells import CELL_KINDS
 from bench.cells import gan as gan_cell
-from bench.data import load_dataset
 from bench.errors import CellFailed
 from bench.gans import GANS
 from bench.gans.train import train_gan
-from bench.metrics import feature_extractor as fe
-from bench.suite.cell_configs import GanCellConfig
-from tests.helpers.configs import DIGITS
+from tests.helpers.gan_cells import env_for, gan_config, quick_extractor_result
 
 ARCHS = ["dcgan", "wgan-gp", "sngan"]
 
@@ -89,7 +86,7 @@ def _train(arch, seed, steps=3):
     calls = []
     data = torch.rand(50, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     train_gan(gan, data, steps=steps, batch_size=8, seed=seed, eval_every=2,
-              evaluate=calls.append)
+              evaluate=lambda step, *timing: calls.append(step))
     return gan, calls
 
 
@@ -116,20 +113,20 @@ def test_nan_loss_fails_with_the_step():
     gan.d_loss = lambda real, fake, gen: gan.discriminator(real).mean() * math.nan
     with pytest.raises(CellFailed, match=r"diverged: D loss is nan at step 1"):
         train_gan(gan, torch.rand(20, 1, 8, 8), steps=5, batch_size=4, seed=0, eval_every=5,
-                  evaluate=lambda step: None)
+                  evaluate=lambda *timing: None)
 
 
 def test_collapse_detection():
     same = torch.full((50, 1, 8, 8), 0.3)
-    gan_cell.check_samples(same, step=0)  # untrained generators are allowed to be flat
+    gan_cell.check_collapse(same, step=0)  # untrained generators are allowed to be flat
     with pytest.raises(CellFailed, match="collapsed: 1 distinct samples out of 50"):
-        gan_cell.check_samples(same, step=10)
+        gan_cell.check_collapse(same, step=10)
     few = torch.rand(3, 1, 8, 8).repeat(20, 1, 1, 1)  # 3 modes, far apart
     with pytest.raises(CellFailed, match="collapsed: 3 distinct"):
-        gan_cell.check_samples(few, step=10)
-    gan_cell.check_samples(torch.rand(50, 1, 8, 8), step=10)
+        gan_cell.check_collapse(few, step=10)
+    gan_cell.check_collapse(torch.rand(50, 1, 8, 8), step=10)
     with pytest.raises(CellFailed, match="non-finite"):
-        gan_cell.check_samples(torch.full((4, 1, 8, 8), math.nan), step=0)
+        gan_cell.check_finite_samples(torch.full((4, 1, 8, 8), math.nan), step=0)
 
 
 # -- the cell ------------------------------------------------------------------------------------
@@ -137,28 +134,7 @@ def test_collapse_detection():
 
 @pytest.fixture(scope="module")
 def extractor_result(tmp_path_factory):
-    """The extractor cell's result shape, with a quickly trained extractor."""
-    train, test = load_dataset(DIGITS, "train"), load_dataset(DIGITS, "test")
-    net = fe.train_extractor(train.x, train.y, 10, epochs=3, lr=1e-3, batch_size=64, seed=0)
-    path = tmp_path_factory.mktemp("ext") / "weights.pt"
-    payload = fe.weights_payload(net, 1, 10, fe.accuracy(net, test.x, test.y))
-    torch.save(payload, path)
-    h = payload["hash"]
-    row = {"name": fe.extractor_name(h), "hash": h, "dataset": "digits", "test_accuracy": 0.9}
-    return CellResult(records={"extractors": [row]}, artifacts={"weights": str(path)})
-
-
-def gan_config(**over):
-    cfg = {"arch": "dcgan", "steps": 4, "batch_size": 16, "eval_every": 2,
-           "metrics": ["fid", "kid", "isc", "prc"], "num_samples": 40, "lr": None, "z_dim": 16,
-           "amp": False, "gan": "my-dcgan", "dataset": DIGITS, "feature_extractor": "domain",
-           "inception_weights": None, "seed": 0}
-    return GanCellConfig(**cfg | over)
-
-
-def env_for(tmp_path):
-    return RunEnv(device="cpu", cache_dir=tmp_path / "cache", artifacts_dir=tmp_path / "art",
-                  progress=False)
+    return quick_extractor_result(tmp_path_factory.mktemp("ext"))
 
 
 def test_gan_cell_rows_and_artefacts(tmp_path, extractor_result):
@@ -184,6 +160,9 @@ def test_gan_cell_rows_and_artefacts(tmp_path, extractor_result):
     out = tmp_path / "art" / "gans" / "my-dcgan-seed0"
     assert result.artifacts["samples"] == str(out / "samples-step000004.png")
     assert (out / "samples-step000004.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert result.artifacts["samples_step0"] == str(out / "samples-step000000.png")
+    assert result.artifacts["real_samples"] == str(out / "real.png") and (out / "real.png").exists()
+    assert all(r["failure"] == "" and r["amp_skipped_steps"] == 0 for r in rows)
     state = torch.load(result.artifacts["checkpoint"], weights_only=True)
     gan = GANS.get("dcgan")(1, (8, 8), z_dim=16)
     gan.load_state_dict(state)  # the checkpoint round-trips into a fresh GAN

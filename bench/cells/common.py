@@ -48,8 +48,11 @@ def user_classifier_and_notes(source: UserSource, name: str) -> tuple[nn.Module,
     return load_user_model_and_notes(source, name)
 
 
-def build_gan(arch: str, data: ImageData, *, z_dim: int | None, lr: float | None, seed: int):
-    """A registered GAN sized for `data`, initialised from `seed`."""
+def build_gan(arch: str, data: ImageData, *, z_dim: int | None, lr: float | None, seed: int,
+              **recipe):
+    """A registered GAN sized for `data`, initialised from `seed`; `lr` and `recipe` (lr_d,
+    betas, n_critic, ema) override its paper's optimisation settings where not None."""
     from bench.gans import GANS
 
-    return GANS.get(arch)(data.channels, data.image_size, z_dim=z_dim, lr=lr, init_seed=seed)
+    return GANS.get(arch)(data.channels, data.image_size, z_dim=z_dim, lr=lr, init_seed=seed,
+                          **recipe)

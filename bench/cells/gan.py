@@ -2,12 +2,18 @@
 
 Rows (table "gan") are one per evaluation, step 0 included, with FID/KID/IS/PRC from
 torch-fidelity under the cell's feature extractor, computed on `num_samples` generated images
-(fixed noise, so the curve is not blurred by resampling) against up to `num_samples` real train
-images. `real_floor_fid` is the real test split (up to `num_samples`, count in
+(fixed noise, so the curve is not blurred by resampling; from the generator-weight EMA when
+the recipe keeps one) against up to `num_samples` real train images (`num_real_samples`).
+`real_floor_fid` is the real test split (up to `num_samples` images, count in
 `real_floor_num_samples`) against that same reference: what real data scores. `seconds` is the
 training time so far (evaluations excluded); `train_images_per_s` counts the real images the
-discriminator consumed since the previous evaluation. Artefacts live in
-`env.artifacts_dir/gans/<gan>-seed<k>/`: a checkpoint (state_dicts) and a PNG grid per evaluation.
+discriminator consumed since the previous evaluation.
+
+A cell that fails (non-finite loss, collapse, or an FID that stays above
+GAN_DIVERGENCE_RISE × its best for `divergence_patience` evaluations) keeps the rows it
+measured: they travel with the CellFailed, each with the reason in `failure` ("" otherwise).
+Artefacts live in `env.artifacts_dir/gans/<gan>-seed<k>/`: a checkpoint (state_dicts), a PNG
+grid per evaluation and one of real test images.
 """
 
 from __future__ import annotations
@@ -15,19 +21,22 @@ from __future__ import annotations
 import io
 import math
 import time
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from bench import defaults
 from bench.cells import CellResult, RunEnv
 from bench.cells.common import build_gan
 from bench.data import load_dataset
 from bench.errors import CellFailed
-from bench.gans.train import GAN, train_gan
+from bench.gans.base import GAN
+from bench.gans.train import train_gan
 from bench.metrics import fidelity
 from bench.store import schema as S
 from bench.store.atomic import atomic_torch_save, atomic_write_bytes
-from bench.store.schema import row
 from bench.suite.cell_configs import GanCellConfig
 
 EVAL_SEED_OFFSET = 1_000_003  # the evaluation noise is its own stream, fixed for the whole run
@@ -35,48 +44,104 @@ COLLAPSE_DISTINCT = 0.1  # fewer distinct 8-bit samples than this fraction = col
 GRID_SAMPLES = 64
 
 
+@dataclass(frozen=True)
+class RealSide:
+    """The real images a cell compares against, and what real data itself scores."""
+
+    reference: fidelity.Reference  # train split, FID/KID/PRC reference
+    test: fidelity.Reference  # test split, for the floor and the real sample grid
+    floor: float
+
+
 def run_gan_cell(config: GanCellConfig, inputs: dict, env: RunEnv) -> CellResult:
-    dataset, seed = config.dataset, config.seed
-    train = load_dataset(dataset, "train")
+    train = load_dataset(config.dataset, "train")
     extractor = resolve_extractor(config, inputs)
+    gan = build_gan(config.arch, train, z_dim=config.z_dim, lr=config.lr, seed=config.seed,
+                    lr_d=config.lr_d, betas=config.betas, n_critic=config.n_critic,
+                    ema=config.ema).to(env.device, amp=config.amp)
+    real = real_side(config, train.x, extractor, env)
+    base = base_row(config, gan, real, extractor)
+    out_dir = Path(env.artifacts_dir) / "gans" / f"{config.gan}-seed{config.seed}"
+    z_eval = torch.randn(config.num_samples, gan.z_dim,
+                         generator=torch.Generator().manual_seed(config.seed + EVAL_SEED_OFFSET))
+    atomic_write_bytes(out_dir / "real.png", png_grid(real.test.images[:GRID_SAMPLES].float() / 255))
+    rows: list[dict] = []
 
-    gan: GAN = build_gan(config.arch, train, z_dim=config.z_dim, lr=config.lr, seed=seed)
-    gan.to(env.device, amp=config.amp)
-    note = "amp ignored: mixed precision runs on CUDA only" if config.amp and not gan.amp else ""
-
-    n = config.num_samples
-    reference = fidelity.real_reference(train.x, dataset, "train", n, extractor)
-    test_ref = fidelity.real_reference(load_dataset(dataset, "test").x, dataset, "test", n, extractor)
-    floor = fidelity.real_floor_fid(reference, test_ref, extractor, env.device, env.cache_dir)
-
-    out_dir = Path(env.artifacts_dir) / "gans" / f"{config.gan}-seed{seed}"
-    z_eval = torch.randn(n, gan.z_dim, generator=torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET))
-    evaluations: dict[int, dict] = {}  # step -> metrics and evaluation time
-
-    def evaluate(step: int) -> None:
+    def evaluate(step: int, seconds: float, images_per_s: float) -> None:
         t0 = time.perf_counter()
-        images = gan.sample(z_eval)
-        check_samples(images, step)
-        metrics = fidelity.compute_metrics(images, reference, extractor, config.metrics,
-                                           env.device, env.cache_dir, seed)
-        atomic_write_bytes(out_dir / f"samples-step{step:06d}.png", png_grid(images[:GRID_SAMPLES]))
-        evaluations[step] = {**metrics, "eval_seconds": time.perf_counter() - t0}
+        images, metrics = measure(gan, z_eval, real, extractor, config, env, step)
+        write_samples(out_dir, step, images)
+        rows.append(eval_row(base, metrics, step, seconds, images_per_s,
+                             time.perf_counter() - t0, gan.skipped_steps))
+        check_collapse(images, step)
+        check_fid_rise([r["fid"] for r in rows], config.divergence_patience, step)
 
-    timing = train_gan(gan, train.x, steps=config.steps, batch_size=config.batch_size, seed=seed,
-                       eval_every=config.eval_every, evaluate=evaluate, progress=env.progress)
-    rows = [row(S.GAN, gan=config.gan, arch=config.arch, dataset=dataset.name, seed=seed,
-                step=step, **ev, num_samples=n, num_real_samples=reference.images.shape[0],
-                extractor=extractor.name, extractor_hash=extractor.hash, real_floor_fid=floor,
-                real_floor_num_samples=test_ref.images.shape[0],
-                seconds=timing[step][0], train_images_per_s=timing[step][1], amp=gan.amp,
-                note=note)
-            for step, ev in evaluations.items()]
-
+    try:
+        train_gan(gan, train.x, steps=config.steps, batch_size=config.batch_size, seed=config.seed,
+                  eval_every=config.eval_every, evaluate=evaluate, progress=env.progress)
+    except CellFailed as exc:
+        raise CellFailed(str(exc), records={S.GAN: with_failure(rows, str(exc))}) from None
     checkpoint = out_dir / "checkpoint.pt"
     atomic_torch_save(gan.state_dict(), checkpoint)
-    samples = out_dir / f"samples-step{rows[-1]['step']:06d}.png"
-    return CellResult(records={S.GAN: rows},
-                      artifacts={"checkpoint": str(checkpoint), "samples": str(samples)})
+    return CellResult(records={S.GAN: rows}, artifacts={
+        "checkpoint": str(checkpoint), "samples": str(grid_path(out_dir, rows[-1]["step"])),
+        "samples_step0": str(grid_path(out_dir, 0)), "real_samples": str(out_dir / "real.png")})
+
+
+def real_side(config: GanCellConfig, train_x: torch.Tensor, extractor: fidelity.Extractor,
+              env: RunEnv) -> RealSide:
+    dataset, n = config.dataset, config.num_samples
+    reference = fidelity.real_reference(train_x, dataset, "train", n, extractor)
+    test = fidelity.real_reference(load_dataset(dataset, "test").x, dataset, "test", n, extractor)
+    floor = fidelity.real_floor_fid(reference, test, extractor, env.device, env.cache_dir)
+    return RealSide(reference, test, floor)
+
+
+def base_row(config: GanCellConfig, gan: GAN, real: RealSide, extractor: fidelity.Extractor) -> dict:
+    """The columns every evaluation row of this cell shares."""
+    notes = []
+    if config.amp and not gan.amp:
+        notes.append("amp ignored: mixed precision runs on CUDA only")
+    n_real = real.reference.images.shape[0]
+    small = fidelity.sample_count_warning(extractor, min(config.num_samples, n_real))
+    if small:
+        warnings.warn(small, stacklevel=2)
+        notes.append(small)
+    return {"gan": config.gan, "arch": config.arch, "dataset": config.dataset.name,
+            "seed": config.seed, "num_samples": config.num_samples, "num_real_samples": n_real,
+            "extractor": extractor.name, "extractor_hash": extractor.hash,
+            "real_floor_fid": real.floor, "real_floor_num_samples": real.test.images.shape[0],
+            "amp": gan.amp, "note": "; ".join(notes), "failure": ""}
+
+
+def measure(gan: GAN, z: torch.Tensor, real: RealSide, extractor: fidelity.Extractor,
+            config: GanCellConfig, env: RunEnv, step: int) -> tuple[torch.Tensor, dict]:
+    """Samples for the fixed noise `z` and their metric columns."""
+    images = gan.sample(z)
+    check_finite_samples(images, step)
+    metrics = fidelity.compute_metrics(images, real.reference, extractor, config.metrics,
+                                       env.device, env.cache_dir, config.seed)
+    return images, metrics
+
+
+def write_samples(out_dir: Path, step: int, images: torch.Tensor) -> None:
+    atomic_write_bytes(grid_path(out_dir, step), png_grid(images[:GRID_SAMPLES]))
+
+
+def eval_row(base: dict, metrics: dict, step: int, seconds: float, images_per_s: float,
+             eval_seconds: float, skipped_steps: int) -> dict:
+    return S.row(S.GAN, **base, **metrics, step=step, seconds=seconds,
+                 train_images_per_s=images_per_s, eval_seconds=eval_seconds,
+                 amp_skipped_steps=skipped_steps)
+
+
+def with_failure(rows: list[dict], reason: str) -> list[dict]:
+    """The rows measured before a failure, each marked with it."""
+    return [row | {"failure": reason} for row in rows]
+
+
+def grid_path(out_dir: Path, step: int) -> Path:
+    return out_dir / f"samples-step{step:06d}.png"
 
 
 def resolve_extractor(config: GanCellConfig, inputs: dict) -> fidelity.Extractor:
@@ -95,15 +160,18 @@ def resolve_extractor(config: GanCellConfig, inputs: dict) -> fidelity.Extractor
         raise CellFailed(str(exc)) from None
 
 
-def check_samples(images: torch.Tensor, step: int) -> None:
-    """CellFailed if samples are not finite or, once training began, (nearly) all the same.
+def check_finite_samples(images: torch.Tensor, step: int) -> None:
+    if not torch.isfinite(images).all():
+        raise CellFailed(f"diverged: generator produced non-finite samples at step {step}")
+
+
+def check_collapse(images: torch.Tensor, step: int) -> None:
+    """CellFailed if, once training began, the samples are (nearly) all the same.
 
     Collapse: under a tenth of the samples are distinct as 8-bit images (all equal: one; a
     diverged DCGAN saturates to a handful of binary images). A per-pixel std threshold alone
     would also flag the flat but varied output of a DCGAN a few steps after its N(0, 0.02) init.
     """
-    if not torch.isfinite(images).all():
-        raise CellFailed(f"diverged: generator produced non-finite samples at step {step}")
     if step == 0:
         return  # an untrained generator may output near-constant images; that is no collapse
     n = images.shape[0]
@@ -112,6 +180,26 @@ def check_samples(images: torch.Tensor, step: int) -> None:
     if distinct < COLLAPSE_DISTINCT * n:
         raise CellFailed(f"collapsed: {distinct} distinct samples out of {n} at step {step} "
                          f"(mean per-pixel std {spread:.2g})")
+
+
+def check_fid_rise(fids: list[float], patience: int, step: int,
+                   rise: float = defaults.GAN_DIVERGENCE_RISE) -> None:
+    """CellFailed once the last `patience` FIDs all exceed `rise` × the best FID before them.
+
+    One bad evaluation is noise; a run of them, well above what the GAN already reached, is
+    divergence. `patience` 0 turns the check off; NaN FIDs (FID not requested) never count.
+    """
+    if patience <= 0 or len(fids) <= patience:
+        return
+    earlier = [f for f in fids[:-patience] if math.isfinite(f)]
+    if not earlier:
+        return
+    best = min(earlier)
+    recent = fids[-patience:]
+    if all(math.isfinite(f) and f > rise * best for f in recent):
+        raise CellFailed(f"diverged: FID above {rise:g}× its best ({best:.3g}) for {patience} "
+                         f"evaluations in a row ({', '.join(f'{f:.3g}' for f in recent)}) "
+                         f"at step {step}")
 
 
 def png_grid(images: torch.Tensor) -> bytes:

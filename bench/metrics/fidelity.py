@@ -25,6 +25,9 @@ from bench.store.atomic import atomic_write_text
 from bench.suite.cell_configs import DatasetSpec
 
 INCEPTION = "inception-v3-compat"
+# Inception's FID features are 2048-d: with fewer samples a side, the covariance estimate is
+# rank-deficient, the FID is biased upward, and it is not comparable to published values.
+INCEPTION_MIN_SAMPLES = 2048
 INCEPTION_LAYERS = {"fid": "2048", "kid": "2048", "prc": "2048", "isc": "logits_unbiased"}
 METRIC_FLAGS = ("fid", "kid", "isc", "prc")
 COLUMNS = ("fid", "kid_mean", "kid_std", "isc_mean", "isc_std", "precision", "recall")
@@ -59,6 +62,15 @@ def inception_extractor(weights_path: str | Path) -> Extractor:
     if not path.is_file():
         raise FileNotFoundError(f"Inception weights not found: {path}")
     return Extractor(INCEPTION, identity.file_sha256(path)[:16], str(path), dict(INCEPTION_LAYERS), rgb=True)
+
+
+def sample_count_warning(extractor: Extractor, num_samples: int) -> str:
+    """A one-line warning when Inception FID runs on fewer samples than it has features; ""."""
+    if extractor.name != INCEPTION or num_samples >= INCEPTION_MIN_SAMPLES:
+        return ""
+    return (f"Inception FID on {num_samples} samples (< {INCEPTION_MIN_SAMPLES}, its feature "
+            "dimension): rank-deficient covariances, biased FID; use num_samples >= "
+            f"{INCEPTION_MIN_SAMPLES} or the domain extractor")
 
 
 class UInt8Images(Dataset):

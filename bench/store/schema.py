@@ -67,7 +67,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     GAN: ("gan", "arch", "dataset", "seed", "step", "fid", "kid_mean", "kid_std", "isc_mean",
           "isc_std", "precision", "recall", "num_samples", "num_real_samples", "extractor",
           "extractor_hash", "real_floor_fid", "real_floor_num_samples", "train_images_per_s",
-          "seconds", "eval_seconds", "amp", "note"),
+          "seconds", "eval_seconds", "amp", "amp_skipped_steps", "note", "failure"),
     THROUGHPUT: ("workload", "target", "arch", "dataset", "batch_size", "precision",
                  "channels_last", "compile", "seed", "device", "device_name", "torch_version",
                  "cuda_version", "threads", "warmup", "repeats", "timing_method", "times_s",

@@ -155,7 +155,8 @@ class ExtractorCellConfig(CellConfig):
 
 
 class GanCellConfig(CellConfig):
-    OMIT_IF_NONE: ClassVar[frozenset[str]] = frozenset({"inception_weights_sha256"})
+    OMIT_IF_NONE: ClassVar[frozenset[str]] = frozenset(
+        {"inception_weights_sha256", "lr_d", "betas", "n_critic", "ema"})
 
     gan: str
     arch: str
@@ -165,7 +166,12 @@ class GanCellConfig(CellConfig):
     eval_every: int
     metrics: list[Literal["fid", "kid", "isc", "prc"]]
     num_samples: int
-    lr: float | None  # None: the architecture's default
+    lr: float | None  # None: the architecture's (paper's) recipe, as for the next four
+    lr_d: float | None = None
+    betas: tuple[float, float] | None = None
+    n_critic: int | None = None
+    ema: float | None = None
+    divergence_patience: int
     z_dim: int | None  # None: the default
     amp: bool
     feature_extractor: Literal["domain", "inception"]

@@ -104,7 +104,9 @@ def plan_gans(suite: Suite, base: Path, out: _Plan) -> None:
             config = GanCellConfig(
                 gan=name, arch=gan.arch, dataset=dataset, steps=gan.steps,
                 batch_size=gan.batch_size, eval_every=gan.eval_every, metrics=gan.metrics,
-                num_samples=gan.num_samples, lr=gan.lr, z_dim=gan.z_dim, amp=gan.amp,
+                num_samples=gan.num_samples, lr=gan.lr, lr_d=gan.lr_d, betas=gan.betas,
+                n_critic=gan.n_critic, ema=gan.ema, divergence_patience=gan.divergence_patience,
+                z_dim=gan.z_dim, amp=gan.amp,
                 feature_extractor=extractor, inception_weights=weights,
                 # The path is machine-local; what it holds is identity.
                 inception_weights_sha256=None if weights is None else _sha256_or_none(weights),

@@ -41,6 +41,7 @@ from bench.suite.fields import (
 )
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+Beta = Annotated[float, Field(ge=0, lt=1)]  # an Adam beta or an EMA decay
 DEVICE_PATTERN = r"^(auto|cpu|cuda|cuda:[0-9]{1,3}|mps)$"
 TORCHVISION_KINDS = ("mnist", "fashion-mnist", "cifar10", "svhn")
 
@@ -244,7 +245,12 @@ class GanConfig(Strict):
         default_factory=lambda: list(defaults.GAN_METRICS), min_length=1)
     num_samples: Annotated[int, Field(gt=1, le=INT32_MAX)] = defaults.GAN_NUM_SAMPLES
     feature_extractor: Literal["auto", "domain", "inception"] = "auto"
-    lr: Positive | None = None  # arch default if unset
+    lr: Positive | None = None  # G and D; the paper's if unset (suites/README.md)
+    lr_d: Positive | None = None  # D only (TTUR); default: lr, else the paper's
+    betas: Annotated[list[Beta], Field(min_length=2, max_length=2)] | None = None  # Adam (β1, β2)
+    n_critic: Count | None = None  # D updates per G update; the paper's if unset
+    ema: Beta | None = None  # decay of the generator-weight EMA that is sampled; 0: none
+    divergence_patience: NonNegativeCount = defaults.GAN_DIVERGENCE_PATIENCE  # 0: off
     z_dim: Count | None = None
     amp: bool = False  # mixed precision on CUDA only
     # false: no gan cell (no training, no FID); the GAN is only timed by [[throughput]] cells,
@@ -264,7 +270,8 @@ class GanConfig(Strict):
 # What a GAN with train = false ignores: [[throughput]] times its freshly built generator and
 # discriminator (arch, z_dim) with its own batch sizes and precisions.
 GAN_TRAINING_KEYS = frozenset({"steps", "batch_size", "eval_every", "metrics", "num_samples",
-                               "feature_extractor", "lr", "amp"})
+                               "feature_extractor", "lr", "lr_d", "betas", "n_critic", "ema",
+                               "divergence_patience", "amp"})
 
 
 class ThroughputConfig(Strict):

@@ -192,7 +192,7 @@ def _grad_scaler(device, precision: str) -> torch.amp.GradScaler | None:
 
 def gan_workload(workload: str, gan, real: torch.Tensor, *, device, precision: str = "fp32",
                  compiled: bool = False, seed: int = 0) -> Workload:
-    """`gan` is a `bench.gans.train.GAN` already moved to `device` (with amp for CUDA fp16);
+    """`gan` is a `bench.gans.base.GAN` already moved to `device` (with amp for CUDA fp16);
     `real` is a batch in [-1, 1] on `device`."""
     if workload not in GAN_WORKLOADS:
         raise ValueError(f"unknown GAN workload {workload!r}")
