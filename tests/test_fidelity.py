@@ -121,6 +121,42 @@ def test_all_metrics_and_nan_for_unrequested(data, extractor, tmp_path):
     assert math.isnan(only_is["fid"]) and math.isnan(only_is["kid_mean"]) and math.isnan(only_is["recall"])
 
 
+def test_precision_and_recall_are_not_swapped(data, extractor, tmp_path):
+    """Precision: the share of fakes that land on the real data; recall: the share of real
+    data the fakes cover (Kynkäänniemi et al., 2019). A fake set that drops modes keeps its
+    precision and loses recall; one that adds noise outside the data does the reverse.
+    (Pre-0.4 torch-fidelity development builds returned the two swapped.)"""
+    train, test = data
+    ref = fidelity.real_reference(train.x, DIGITS, "train", N, extractor)
+    two_digits = test.x[test.y < 2][:N]  # all 10 classes in the reference, 2 in the fakes
+    noise = torch.rand(N, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    with_noise = torch.cat([test.x[:N // 2], noise])  # every mode, and 2/3 of it off the data
+    dropped = fid(two_digits, ref, extractor, tmp_path, ("prc",))
+    noisy = fid(with_noise, ref, extractor, tmp_path, ("prc",))
+    assert dropped["precision"] > 0.8 and dropped["recall"] < 0.4, dropped
+    assert noisy["recall"] > 0.8 and noisy["precision"] < 0.6, noisy
+    assert dropped["recall"] < dropped["precision"] - 0.4
+    assert noisy["precision"] < noisy["recall"] - 0.3
+
+
+def test_torch_fidelity_is_new_enough():
+    import torch_fidelity
+    from packaging.version import Version
+
+    assert Version(torch_fidelity.__version__) >= Version("0.4.0")  # precision/recall, safe cache
+
+
+def test_inception_with_few_samples_warns(tmp_path):
+    weights = tmp_path / "inception.pth"
+    weights.write_bytes(b"not read: only hashed")
+    inception = fidelity.inception_extractor(weights)
+    message = fidelity.sample_count_warning(inception, 450)
+    assert "450 samples" in message and "2048" in message
+    assert fidelity.sample_count_warning(inception, 2048) == ""
+    domain = fidelity.Extractor("bench-domain-x", "x", "w.pt", {})
+    assert fidelity.sample_count_warning(domain, 10) == ""  # 64-d features: 450 is plenty
+
+
 def test_kid_subset_size_never_exceeds_the_sample_count(data, extractor, tmp_path):
     train, _ = data
     ref = fidelity.real_reference(train.x, DIGITS, "train", 30, extractor)
