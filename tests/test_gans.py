@@ -52,6 +52,44 @@ def test_discriminator_normalisation_per_paper():
     assert weighted and all(nn.utils.parametrize.is_parametrized(m, "weight") for m in weighted)
 
 
+@pytest.mark.parametrize("arch,lr,betas,n_critic", [("dcgan", 2e-4, (0.5, 0.999), 1),
+                                                    ("sngan", 2e-4, (0.0, 0.9), 5),
+                                                    ("wgan-gp", 1e-4, (0.0, 0.9), 5)])
+def test_unset_keys_mean_the_papers_recipe(arch, lr, betas, n_critic):
+    gan = GANS.get(arch)(1, (8, 8))
+    for opt in (gan.opt_g, gan.opt_d):
+        assert opt.param_groups[0]["lr"] == lr and opt.param_groups[0]["betas"] == betas
+    assert gan.n_critic == n_critic and gan.ema is None
+
+
+def test_the_suite_overrides_each_setting():
+    gan = GANS.get("sngan")(1, (8, 8), lr=1e-3)  # lr alone: both nets
+    assert gan.opt_g.param_groups[0]["lr"] == gan.opt_d.param_groups[0]["lr"] == 1e-3
+    gan = GANS.get("sngan")(1, (8, 8), lr=1e-4, lr_d=4e-4, betas=(0.5, 0.99), n_critic=2, ema=0.9)
+    assert gan.opt_g.param_groups[0]["lr"] == 1e-4 and gan.opt_d.param_groups[0]["lr"] == 4e-4
+    assert gan.opt_d.param_groups[0]["betas"] == (0.5, 0.99) and gan.n_critic == 2
+    assert gan.ema.decay == 0.9
+    state = gan.state_dict()
+    assert state["meta"]["recipe"] == {"lr_g": 1e-4, "lr_d": 4e-4, "betas": (0.5, 0.99),
+                                       "n_critic": 2, "ema": 0.9}
+    fresh = GANS.get("sngan")(1, (8, 8), ema=0.9)
+    fresh.load_state_dict(state)  # the EMA generator round-trips with the rest
+    assert all(torch.equal(a, b) for a, b in zip(fresh.ema.model.state_dict().values(),
+                                                 gan.ema.model.state_dict().values()))
+
+
+def test_ema_warms_up_then_holds_its_decay():
+    from bench.gans.ema import GeneratorEMA
+
+    ema = GeneratorEMA(nn.Linear(2, 2), 0.995)
+    decays = []
+    for _ in range(2000):
+        ema.updates += 1
+        decays.append(ema.current_decay())
+    assert decays[0] == pytest.approx(2 / 11) and decays[-1] == 0.995
+    assert all(a <= b for a, b in zip(decays, decays[1:]))
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 def test_generator_step_leaves_the_discriminator_alone(arch):
     gan = GANS.get(arch)(1, (8, 8), z_dim=16, init_seed=0)

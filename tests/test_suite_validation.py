@@ -157,6 +157,15 @@ MALFORMED = [
      "throughput[0]", "none is listed"),
     ("gans without gan workloads", GOOD + GAN + TP + 'gans = ["g"]\n', "throughput[0]",
      "none is listed"),
+    # the GAN recipe keys
+    ("one Adam beta", GOOD + GAN + "betas = [0.5]\n", "gans.g.betas", "at least 2"),
+    ("Adam beta of 1", GOOD + GAN + "betas = [0.5, 1.0]\n", "gans.g.betas[1]", "less than 1"),
+    ("EMA decay of 1", GOOD + GAN + "ema = 1.0\n", "gans.g.ema", "less than 1"),
+    ("no critic updates", GOOD + GAN + "n_critic = 0\n", "gans.g.n_critic", "greater than 0"),
+    ("negative divergence patience", GOOD + GAN + "divergence_patience = -1\n",
+     "gans.g.divergence_patience", "greater than or equal to 0"),
+    ("EMA on an untrained GAN", GOOD + GAN + "train = false\nema = 0.9\n", "gans.g",
+     "ema: not used with train = false"),
     # compare rules are strict too (the same validation as `bench compare --rules`)
     ("bool compare tolerance", GOOD + "\n[compare.robust_acc]\nrel_tol = true\n",
      "compare.robust_acc.rel_tol", "valid number"),
