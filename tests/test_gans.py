@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import warnings
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -224,3 +226,28 @@ def test_missing_inception_weights_is_a_clear_failure(tmp_path):
     cfg = gan_config(feature_extractor="inception", inception_weights=str(tmp_path / "nope.pth"))
     with pytest.raises(CellFailed, match="Inception weights not found"):
         CELL_KINDS.get("gan")(cfg, {}, env_for(tmp_path))
+
+
+def test_inception_with_fewer_samples_than_features_warns_and_says_so_in_the_rows(tmp_path):
+    """The cell asks fidelity.sample_count_warning with the N both sides really have."""
+    from bench.metrics import fidelity
+
+    weights = tmp_path / "inception.pth"
+    weights.write_bytes(b"only hashed")
+    inception = fidelity.inception_extractor(weights)
+    gan = GANS.get("dcgan")(1, (8, 8), z_dim=16)
+
+    def real(n_train: int) -> SimpleNamespace:
+        side = SimpleNamespace(images=torch.zeros(n_train, 1, 8, 8, dtype=torch.uint8))
+        return SimpleNamespace(reference=side, test=side, floor=1.0)
+
+    # 4000 generated samples, but digits' train split holds only 1347: FID sees 1347 a side.
+    with pytest.warns(UserWarning, match=r"Inception FID on 1347 samples \(< 2048"):
+        row = gan_cell.base_row(gan_config(num_samples=4000), gan, real(1347), inception)
+    assert "Inception FID on 1347 samples" in row["note"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        enough = gan_cell.base_row(gan_config(num_samples=4000), gan, real(4000), inception)
+        domain = fidelity.Extractor("bench-domain-x", "x", "w.pt", {})
+        few = gan_cell.base_row(gan_config(num_samples=40), gan, real(40), domain)
+    assert enough["note"] == "" and few["note"] == ""
