@@ -99,3 +99,24 @@ ZERO_GRAD_SAMPLE = 128
 # The binomial interval over examples given beside every accuracy (scipy's binomtest).
 BINOMIAL_CI_METHOD = "wilson"
 BINOMIAL_CI_LEVEL = 0.95
+
+# Evaluation sanity checks (bench/checks).
+# A paired check (McNemar, one-sided) fires when its p-value is below this. A run holds many
+# checks (every ε, model and seed), so it is stricter than the usual 0.05.
+CHECK_ALPHA = 0.01
+# Argmax flips excused as kernel rounding (cuDNN and oneDNN pick kernels by batch shape)
+# when the same inputs should give the same predictions: this share of the examples, and
+# at least one.
+KERNEL_FLIP_SHARE = 0.001
+# Examples the model-level checks (determinism, gradient saturation, unbounded ε) look at:
+# the first ones of the evaluated subset.
+CHECK_SAMPLE = 256
+# Above this share of examples with an exactly-zero input gradient, gradient attacks leave
+# too many examples untested.
+SATURATION_MAX_SHARE = 0.05
+# PGD at an unbounded ε must leave at most this share of the examples correct.
+UNBOUNDED_MAX_ACC = 0.02
+# The stronger PGD of the convergence check: this many times the steps and the restarts,
+# on this many examples.
+CONVERGENCE_FACTOR = 5
+CONVERGENCE_SAMPLE = 256
