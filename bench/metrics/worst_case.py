@@ -129,6 +129,11 @@ def _by_label(advs: list[np.ndarray], labels: list[str]) -> dict[str, np.ndarray
 
 def attack_label(row: pd.Series) -> str:
     """"pgd(steps=10, loss=ce)": the attack and the settings it ran with (norm aside)."""
-    settings = [f"{k}={format_setting(row[k])}" for k in SETTING_KEYS
-                if k in row.index and k not in ("norm", "batch_size") and not is_unset(row[k])]
-    return f"{row['attack']}({', '.join(settings)})" if settings else str(row["attack"])
+    settings = setting_text(row)
+    return f"{row['attack']}({settings})" if settings else str(row["attack"])
+
+
+def setting_text(row: pd.Series) -> str:
+    """"steps=10, loss=ce": the settings a row's attack ran with (norm and batch size aside)."""
+    return ", ".join(f"{k}={format_setting(row[k])}" for k in SETTING_KEYS
+                     if k in row.index and k not in ("norm", "batch_size") and not is_unset(row[k]))
