@@ -35,6 +35,7 @@ VALID = [
     ('attack = "square"\nqueries = 100\nrestarts = 2\nepsilons = [0.1]', "square"),
     ('attack = "apgd-t"\nsteps = 100\nrestarts = 2\nepsilons = [0.1]', "apgd-t"),
     ('attack = "fab-t"\nnorm = "l2"\nepsilons = [0.5]', "fab-t"),
+    ('attack = "pgd"\nconvergence = true\nepsilons = [0.1]', "pgd"),
 ]
 
 
@@ -42,6 +43,11 @@ VALID = [
 def test_valid_attack_settings_load(tmp_path, body, attack):
     rob = section(tmp_path, body)
     assert rob.attack == attack
+
+
+def test_convergence_defaults_to_off(tmp_path):
+    assert section(tmp_path, 'attack = "pgd"\nepsilons = [0.1]').convergence is False
+    assert section(tmp_path, 'attack = "pgd"\nconvergence = true\nepsilons = [0.1]').convergence
 
 
 def test_l2_epsilons_are_in_l2_units(tmp_path):
@@ -72,6 +78,10 @@ INVALID = [
      "'standard', 'plus' or 'rand'"),
     ('attack = "apgd"\nepsilons = [0.1]', "robustness[0].attack", "'apgd-ce'"),
     ('attack = "square"\nqueries = 0\nepsilons = [0.1]', "robustness[0].queries", "greater than 0"),
+    ('attack = "autoattack"\nconvergence = true\nepsilons = [0.1]', "robustness[0].convergence",
+     "only with 'pgd'"),
+    ('attack = "pgd"\nconvergence = 1\nepsilons = [0.1]', "robustness[0].convergence",
+     "valid boolean"),
 ]
 
 

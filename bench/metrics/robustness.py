@@ -152,7 +152,8 @@ def _per_group_flags(g: pd.DataFrame, model, attack, seed, where) -> list[dict]:
 
 
 def _monotone_in_epsilon(g: pd.DataFrame, model, attack, seed, where) -> list[dict]:
-    """A stronger budget can only help the attacker: accuracy must not rise with ε."""
+    """A stronger budget can only help the attacker: accuracy must not rise with ε. (Unpaired;
+    the paired version over per-example correctness is bench.checks.table.monotone_outcome.)"""
     rows, lowest = [], None
     for r in g.itertuples():
         if lowest is not None:
@@ -183,8 +184,11 @@ def _zero_epsilon_is_clean(g: pd.DataFrame, model, attack, seed, where) -> list[
 
 def _pgd_not_weaker_than_fgsm(df: pd.DataFrame, context: list[str],
                               settings: list[str]) -> list[dict]:
-    """PGD's first step from the clean point is FGSM's, so it must do at least as well.
-    Every PGD setting is held against the FGSM row of the same model, seed, ε and context."""
+    """FGSM is one signed-gradient step of size ε; PGD takes many projected steps on the same
+    loss (from a random point when random_start is set, so its first step is not FGSM's),
+    and a working PGD breaks at least about as many examples. Every PGD setting is held
+    against the FGSM row of the same model, seed, ε and context. The paired version over
+    per-example correctness is bench.checks.table.pgd_fgsm_outcome."""
     keys = ["model", "seed", "epsilon", *context]
     fgsm = df[df["attack"] == "fgsm"].drop_duplicates(keys)
     pgd = df[df["attack"] == "pgd"].drop_duplicates(keys + settings)

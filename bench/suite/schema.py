@@ -202,11 +202,16 @@ class RobustnessConfig(Strict):
     loss: Literal[PGD_LOSSES] = defaults.PGD_LOSS  # pgd only
     version: Literal[AUTOATTACK_VERSIONS] = defaults.AUTOATTACK_VERSION  # autoattack only
     queries: Count = defaults.SQUARE_QUERIES  # square only
+    # pgd only: also run PGD with CONVERGENCE_FACTOR× the steps and restarts on a subset,
+    # and flag when it does better beyond chance (bench.checks.convergence).
+    convergence: bool = False
 
     # Keys an attack does not take are errors (bench.suite.attack_options.ATTACK_KEYS).
     _attack_keys = used_only_with("attack", {
         key: tuple(a for a, keys in ATTACK_KEYS.items() if key in keys)
         for key in ("steps", "alpha", "random_start", "restarts", "loss", "version", "queries")})
+    # A sanity check, not a sweep setting, so not in ATTACK_KEYS.
+    _check_keys = used_only_with("attack", {"convergence": ("pgd",)})
 
     @field_validator("norm")
     @classmethod
