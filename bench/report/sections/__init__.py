@@ -3,8 +3,10 @@
 from bench.registry import import_target
 
 _ORDER = [
+    "bench.report.sections.checks:alerts",  # failed sanity checks come first
     "bench.report.sections.summary:sections",
     "bench.report.sections.robustness:sections",
+    "bench.report.sections.checks:sections",
     "bench.report.sections.training:sections",
     "bench.report.sections.gan:sections",
     "bench.report.sections.throughput:sections",

@@ -1,5 +1,6 @@
-"""Robustness: accuracy against ε (one panel per dataset and norm), tables, sanity-check
-warnings. Every line and row is one attack *setting* (PGD-10 and PGD-100 are two), labelled by
+"""Robustness: accuracy against ε (one panel per dataset and norm) and tables (sanity checks
+and catastrophic overfitting have their own sections: sections/checks.py, sections/training.py).
+Every line and row is one attack *setting* (PGD-10 and PGD-100 are two), labelled by
 `setting_label`; the per-example worst case over attacks is a line and rows of its own.
 """
 
@@ -16,7 +17,7 @@ import pandas as pd
 from bench import defaults
 from bench.metrics.robustness import format_setting, is_unset
 from bench.metrics.worst_case import WORST_CASE
-from bench.report.blocks import Figure, Section, Table, Text, Warning_, figure_png
+from bench.report.blocks import Figure, Section, Table, Text, figure_png
 from bench.store import schema as S
 from bench.suite.attack_options import SETTING_KEYS
 
@@ -58,18 +59,9 @@ def sections(run, baseline) -> list[Section]:
     if not worst.empty:
         cols = ["model", "dataset", "epsilon", "n", "robust_acc_mean", "attacks"]
         blocks.append(Table(worst[cols], "Worst case per example: the attacks it is taken over"))
-    out = [Section("Robustness", blocks)]
-
-    checks = run.table(S.CHECKS)
-    warnings = []  # catastrophic overfitting is reported with training (sections/training.py)
-    if not checks.empty:
-        for row in checks[~checks["passed"].astype(bool)].itertuples():
-            warnings.append(Warning_(f"{row.check}: {row.detail}"))
-    if not checks.empty or warnings:
-        summary = f"{len(checks)} checks, {len(warnings)} warnings." if not checks.empty else ""
-        out.append(Section("Sanity checks", [Text(summary or "No checks recorded.")] + (
-            warnings or [Text("All evaluation sanity checks passed (Carlini et al. 2019).")])))
-    return out
+    # Sanity checks (sections/checks.py) and catastrophic overfitting (sections/training.py)
+    # have their own sections.
+    return [Section("Robustness", blocks)]
 
 
 def setting_label(row: pd.Series) -> str:
