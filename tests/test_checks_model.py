@@ -225,3 +225,11 @@ def test_check_row_carries_identity_outcome_and_meaning(mlp):
     assert list(row) == ["check", "model", "attack", "setting", "epsilon", "seed", "passed",
                          "value", "p_value", "detail", "catches"]
     assert np.isfinite(row["value"])
+
+
+def test_model_checks_refuse_an_empty_sample(mlp):
+    model, x, y = mlp
+    with pytest.raises(ValueError, match="at least one input"):
+        determinism_check(model, x[:0], "cpu", batch_size=512)
+    with pytest.raises(ValueError, match="at least one example"):
+        unbounded_epsilon_check(model, x[:0], y[:0], "cpu", batch_size=512)

@@ -42,6 +42,8 @@ def prediction_changes(model: nn.Module, x: torch.Tensor, device: str | torch.de
     `Change` per way. Runs in eval mode under a seeded RNG (a randomized model's draws are
     reproducible and the caller's RNG is untouched)."""
     n = len(x)
+    if n == 0:
+        raise ValueError("the determinism check needs at least one input")
     batch_size = max(1, min(batch_size, n))
     gen = torch.Generator().manual_seed(seed)
     perm = torch.randperm(n, generator=gen)

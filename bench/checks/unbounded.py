@@ -28,7 +28,7 @@ def unbounded_epsilon(norm: str, x: torch.Tensor) -> float:
     if norm == "linf":
         return 1.0
     if norm == "l2":
-        return math.sqrt(x[0].numel()) if len(x) else 1.0
+        return math.sqrt(x[0].numel())
     raise ValueError(f"unbounded ε: unknown norm {norm!r}")
 
 
@@ -36,10 +36,12 @@ def unbounded_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                        device: str | torch.device, *, batch_size: int, norm: str = defaults.NORM,
                        steps: int = defaults.PGD_STEPS, seed: int = 0) -> tuple[float, float]:
     """(ε, share of the examples still right under PGD at the unbounded ε)."""
+    if len(y) == 0:
+        raise ValueError("the unbounded-ε check needs at least one example")
     eps = unbounded_epsilon(norm, x)
     (result,) = pgd_sweep(model, x, y, [eps], batch_size, device, steps=steps, norm=norm,
                           seed=seed)
-    return eps, float(result.adv_correct.double().mean()) if len(y) else math.nan
+    return eps, float(result.adv_correct.double().mean())
 
 
 def unbounded_outcome(accuracy: float, epsilon: float, n: int, *, norm: str,
