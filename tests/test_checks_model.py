@@ -22,6 +22,7 @@ from bench.checks.verdict import allowed_flips, check_row
 from bench.data import ImageData, load_dataset
 from bench.metrics.robustness import ZERO_GRAD_WARN
 from bench.models.build import build_classifier
+from bench.suite.schema import TrainConfig
 from bench.training.loop import train_classifier
 from tests.helpers import broken_models as B
 from tests.helpers.configs import DIGITS
@@ -40,8 +41,8 @@ def cnn():
     """small-cnn (BatchNorm with running statistics) trained briefly on the digits."""
     train, test = load_dataset(DIGITS, "train"), load_dataset(DIGITS, "test")
     torch.manual_seed(0)
-    model = build_classifier({"arch": "small-cnn", "normalize": None}, (1, 8, 8), 10)
-    cfg = {"recipe": "standard", "epochs": 2, "lr": 2e-3, "batch_size": 128, "optimizer": "adam"}
+    model = build_classifier("small-cnn", None, (1, 8, 8), 10)
+    cfg = TrainConfig(recipe="standard", epochs=2, lr=2e-3, batch_size=128, optimizer="adam")
     train_classifier(model, train, ImageData(test.x[:50], test.y[:50], 10, "digits"), cfg,
                      seed=0, device="cpu")
     return model.eval(), test.x[:N], test.y[:N]

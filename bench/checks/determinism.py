@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from bench.attacks import attack_mode
-from bench.attacks.rng import seeded_rng
+from bench.seeding import seeded
 from bench.checks.verdict import Outcome, allowed_flips
 
 CHECK = "deterministic_predictions"
@@ -49,7 +49,7 @@ def prediction_changes(model: nn.Module, x: torch.Tensor, device: str | torch.de
     perm = torch.randperm(n, generator=gen)
     noise = torch.rand(x.shape, generator=gen, dtype=x.dtype)
     other = max(1, math.ceil(batch_size / 3))  # a batch size the reference did not use
-    with attack_mode(model, device), seeded_rng(seed, device), torch.inference_mode():
+    with attack_mode(model, device), seeded(seed, device), torch.inference_mode():
         ref = _logits(model, x, batch_size, device)
         ways = {
             "repeated": lambda: _logits(model, x, batch_size, device),
