@@ -1,12 +1,11 @@
-"""robustness_row on hand-made predictions, and the Carlini et al. sanity checks."""
+"""robustness_row on hand-made predictions (the sanity checks over its rows: tests/test_checks_*)."""
 
 import math
 
-import pandas as pd
 import pytest
 import torch
 
-from bench.metrics.robustness import robustness_row, sanity_checks
+from bench.metrics.robustness import robustness_row
 
 
 def test_robustness_row_known_answers():
@@ -63,99 +62,3 @@ def test_robustness_row_when_nothing_is_right():
     row = robustness_row(y, torch.tensor([0, 0]), torch.tensor([0, 0]), torch.zeros(2), 0.0)
     assert row["clean_acc"] == 0.0 and row["robust_acc"] == 0.0
     assert math.isnan(row["relative_drop"]) and math.isnan(row["attack_success_rate"])
-
-
-def table(rows):
-    base = {"model": "cnn", "seed": 0, "clean_acc": 0.9, "n": 1000, "zero_grad_frac": 0.01,
-            "eval_mode": True, "linf_ok": True, "dataset": "digits", "split": "test"}
-    return pd.DataFrame([base | r for r in rows])
-
-
-def failed(checks):
-    return {(c["check"], c["attack"], c["epsilon"]) for c in checks if not c["passed"]}
-
-
-def test_a_consistent_table_passes_every_check():
-    df = table([
-        {"attack": "fgsm", "epsilon": 0.0, "robust_acc": 0.9},
-        {"attack": "fgsm", "epsilon": 0.1, "robust_acc": 0.5},
-        {"attack": "fgsm", "epsilon": 0.2, "robust_acc": 0.51},  # within noise
-        {"attack": "pgd", "epsilon": 0.1, "robust_acc": 0.4},
-        {"attack": "pgd", "epsilon": 0.2, "robust_acc": 0.3},
-    ])
-    checks = sanity_checks(df)
-    assert failed(checks) == set()
-    assert {c["check"] for c in checks} == {
-        "accuracy_non_increasing_in_epsilon", "zero_epsilon_is_clean", "eval_mode",
-        "zero_gradients", "linf_within_epsilon", "pgd_not_weaker_than_fgsm"}
-    for c in checks:
-        assert set(c) == {"check", "model", "attack", "epsilon", "seed", "passed", "value",
-                          "detail"}
-        assert c["detail"].endswith(".") and "\n" not in c["detail"]
-
-
-def test_flags_accuracy_rising_with_epsilon_and_pgd_weaker_than_fgsm():
-    df = table([
-        {"attack": "fgsm", "epsilon": 0.1, "robust_acc": 0.2},
-        {"attack": "fgsm", "epsilon": 0.2, "robust_acc": 0.6},  # rises by 0.4 >> 2 SE (~0.03)
-        {"attack": "pgd", "epsilon": 0.1, "robust_acc": 0.5},  # PGD weaker than FGSM by 0.3
-        {"attack": "pgd", "epsilon": 0.2, "robust_acc": 0.1},
-    ])
-    checks = sanity_checks(df)
-    assert failed(checks) == {("accuracy_non_increasing_in_epsilon", "fgsm", 0.2),
-                              ("pgd_not_weaker_than_fgsm", "pgd", 0.1)}
-    rise = next(c for c in checks if not c["passed"] and c["attack"] == "fgsm")
-    assert rise["value"] == pytest.approx(0.4) and "failing at large ε" in rise["detail"]
-
-
-def test_flags_train_mode_many_zero_gradients_and_a_bad_zero_epsilon():
-    df = table([
-        {"attack": "fgsm", "epsilon": 0.0, "robust_acc": 0.8, "eval_mode": False,
-         "zero_grad_frac": 0.9},
-        {"attack": "fgsm", "epsilon": 0.1, "robust_acc": 0.5},
-    ])
-    assert failed(sanity_checks(df)) == {("eval_mode", "fgsm", None),
-                                         ("zero_gradients", "fgsm", None),
-                                         ("zero_epsilon_is_clean", "fgsm", 0.0)}
-
-
-def test_noise_threshold_scales_with_the_sample_count():
-    rows = [{"attack": "fgsm", "epsilon": 0.1, "robust_acc": 0.50},
-            {"attack": "fgsm", "epsilon": 0.2, "robust_acc": 0.54}]
-    small, large = table(rows).assign(n=100), table(rows).assign(n=10_000)
-    assert failed(sanity_checks(small)) == set()  # 0.04 < 2·sqrt(.25/100) = 0.1
-    assert failed(sanity_checks(large)) == {("accuracy_non_increasing_in_epsilon", "fgsm", 0.2)}
-
-
-def test_empty_table_gives_no_checks():
-    assert sanity_checks(pd.DataFrame()) == []
-
-
-def test_two_pgd_settings_are_checked_apart():
-    """PGD-10 at 0.40 and PGD-100 at 0.30 at the same ε: pooled, the check would compare one
-    with the other; kept apart, each setting is monotone and held against FGSM on its own."""
-    df = table([
-        {"attack": "fgsm", "epsilon": 0.1, "robust_acc": 0.5},
-        {"attack": "fgsm", "epsilon": 0.2, "robust_acc": 0.45},
-        {"attack": "pgd", "steps": 10, "epsilon": 0.1, "robust_acc": 0.30},
-        {"attack": "pgd", "steps": 10, "epsilon": 0.2, "robust_acc": 0.40},  # rises: flagged
-        {"attack": "pgd", "steps": 100, "epsilon": 0.1, "robust_acc": 0.28},
-        {"attack": "pgd", "steps": 100, "epsilon": 0.2, "robust_acc": 0.25},
-    ])
-    checks = sanity_checks(df)
-    monotone = [c for c in checks if c["check"] == "accuracy_non_increasing_in_epsilon"
-                and c["attack"] == "pgd"]
-    assert len(monotone) == 2  # one per setting, not 3 over a pooled, ε-sorted group
-    flagged = [c for c in monotone if not c["passed"]]
-    assert len(flagged) == 1 and "steps 10" in flagged[0]["detail"]
-    assert sum(c["check"] == "pgd_not_weaker_than_fgsm" for c in checks) == 4
-    assert {c["detail"].split(":")[0] for c in checks if c["check"] == "eval_mode"} == {
-        "cnn/fgsm seed 0, dataset digits, split test",
-        "cnn/pgd seed 0, dataset digits, split test, steps 10",
-        "cnn/pgd seed 0, dataset digits, split test, steps 100"}
-
-
-def test_the_size_check_reads_within_epsilon_when_the_table_has_it():
-    df = table([{"attack": "pgd", "norm": "l2", "epsilon": 2.0, "robust_acc": 0.5,
-                 "linf_ok": True, "within_epsilon": False}])
-    assert ("linf_within_epsilon", "pgd", None) in failed(sanity_checks(df))

@@ -51,11 +51,23 @@ def build_tables(cells: dict[str, CellRecord]) -> dict[str, pd.DataFrame]:
                 tables[agg_name] = agg
     if S.CORRECTNESS in tables:
         add_worst_case(tables)
-    if S.ROBUSTNESS in tables:
-        from bench.metrics.robustness import sanity_checks
-
-        tables[S.CHECKS] = pd.DataFrame(sanity_checks(tables[S.ROBUSTNESS]))
+    add_checks(tables)
     return tables
+
+
+def add_checks(tables: dict[str, pd.DataFrame]) -> None:
+    """The `checks` table: the cells' model-level verdicts, then the paired checks over the
+    correctness rows and the size check over the robustness rows (bench.checks)."""
+    from bench.checks.size import size_checks
+    from bench.checks.table import correctness_checks
+
+    rows = correctness_checks(tables[S.CORRECTNESS]) if S.CORRECTNESS in tables else []
+    rows += size_checks(tables[S.ROBUSTNESS]) if S.ROBUSTNESS in tables else []
+    parts = [t for t in (tables.get(S.CHECKS), pd.DataFrame(rows))
+             if t is not None and not t.empty]
+    if parts:  # the declared column order (journal entries come back with sorted keys)
+        checks = pd.concat(parts, ignore_index=True)
+        tables[S.CHECKS] = checks.reindex(columns=[S.CELL_ID, *S.COLUMNS[S.CHECKS]])
 
 
 def add_worst_case(tables: dict[str, pd.DataFrame]) -> None:

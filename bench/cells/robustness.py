@@ -1,7 +1,8 @@
 """The "robustness" cell: one model (one seed) against one attack over a list of ε.
 
 Returns one `robustness` row per ε, and beside it one `correctness` row (which examples were
-right clean and under attack, bit-packed) for the worst case over attacks. Built-in models
+right clean and under attack, bit-packed) for the worst case over attacks and the paired
+sanity checks; when the plan asks, `checks` rows of the model-level sanity checks too. Built-in models
 load the weights their train cell produced; users' models come from their factory and
 checkpoint. Either way the model takes pixels in [0, 1] and is attacked in eval mode.
 """
@@ -18,6 +19,7 @@ from torch import nn
 from bench.attacks import ATTACKS, EpsilonResult, attack_mode, predict
 from bench.cells import CellResult, RunEnv
 from bench.cells.common import trained_classifier, user_classifier_and_notes
+from bench.checks.model import convergence_rows, model_check_rows
 from bench.data import ImageData, load_dataset, subset_indices
 from bench.errors import CellFailed
 from bench.fingerprint import data_fingerprint
@@ -67,7 +69,21 @@ def run_robustness_cell(config: RobustnessCellConfig, inputs: dict[str, CellResu
                               seconds=seconds, images_per_s=images_per_s) for res in results]
     correct = [row(S.CORRECTNESS, **ident, epsilon=res.epsilon, **subset,
                    **correctness_record(clean_ok, res.adv_correct)) for res in results]
-    return CellResult(records={S.ROBUSTNESS: rows, S.CORRECTNESS: correct})
+    records = {S.ROBUSTNESS: rows, S.CORRECTNESS: correct}
+    checks = sanity_checks(model, data, clean_ok, results, config, env.device)
+    return CellResult(records=records | ({S.CHECKS: checks} if checks else {}))
+
+
+def sanity_checks(model: nn.Module, data: ImageData, clean_ok: torch.Tensor,
+                  results: list[EpsilonResult], config: RobustnessCellConfig,
+                  device: str) -> list[dict]:
+    """The `checks` rows this cell was asked for (bench.checks.model), timed apart."""
+    rows = []
+    if config.model_checks:
+        rows += model_check_rows(model, data, config, device)
+    if config.convergence:
+        rows += convergence_rows(model, data, clean_ok, results, config, device)
+    return rows
 
 
 def setting_columns(config: RobustnessCellConfig) -> dict:

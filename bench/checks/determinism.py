@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from bench.attacks import attack_mode
-from bench.seeding import seeded
 from bench.checks.verdict import Outcome, allowed_flips
+from bench.seeding import seeded
 
 CHECK = "deterministic_predictions"
 

@@ -58,7 +58,7 @@ class Evaluation:
 
 def correctness_checks(correctness: pd.DataFrame, *,
                        alpha: float = defaults.CHECK_ALPHA) -> list[dict]:
-    """`checks` rows (bench.checks.verdict.COLUMNS) of the paired checks, for every group."""
+    """`checks` rows (bench.checks.verdict.check_row) of the paired checks, for every group."""
     if correctness.empty:
         return []
     keys = [k for k in GROUP_KEYS if k in correctness.columns]
@@ -67,6 +67,7 @@ def correctness_checks(correctness: pd.DataFrame, *,
         ident = dict(zip(keys, group if isinstance(group, tuple) else (group,)))
         evals = [_unpack(r) for _, r in g.sort_values("epsilon", kind="stable").iterrows()]
         rows += [check_row(outcome, model=ident.get("model"), seed=ident.get("seed"),
+                           dataset=ident.get("dataset"), split=ident.get("split"),
                            attack=ev.attack, setting=ev.setting, epsilon=ev.epsilon)
                  for outcome, ev in group_outcomes(evals, _where(ident), alpha)]
     return rows

@@ -2,7 +2,7 @@
 
 A check first yields an `Outcome` (passed, value, detail, and the p-value of its paired
 test, if any); the caller that knows what was checked adds the identity with `check_row`.
-The rows form the run's `checks` table. `CATCHES` is the one place that says, in a sentence,
+The rows form the run's `checks` table (its columns: bench.store.schema). `CATCHES` is the one place that says, in a sentence,
 what each check is there to catch; the report shows it beside the verdicts.
 """
 
@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 from bench import defaults
+from bench.store import schema as S
 
 # check name -> what it catches (the report's "what this check means")
 CATCHES: dict[str, str] = {
@@ -48,11 +49,6 @@ CATCHES: dict[str, str] = {
     "zero_gradients": "Many exactly-zero entries in the input gradient, over all examples.",
 }
 
-# The columns of a `checks` row, in order.
-COLUMNS = ("check", "model", "attack", "setting", "epsilon", "seed", "passed", "value",
-           "p_value", "detail", "catches")
-
-
 @dataclass(frozen=True)
 class Outcome:
     check: str  # a key of CATCHES
@@ -67,23 +63,18 @@ class Outcome:
 
 
 def check_row(outcome: Outcome, *, model: str, seed: int | None, attack: str | None = None,
-              setting: str = "", epsilon: float | None = None) -> dict:
-    """One `checks` row (COLUMNS): the outcome and what it was measured on. `setting` is the
-    attack's settings ("steps=10, loss=ce"); `epsilon` is None for checks over every ε."""
+              setting: str = "", epsilon: float | None = None, dataset: str | None = None,
+              split: str | None = None) -> dict:
+    """One `checks` row (bench.store.schema): the outcome and what it was measured on.
+    `setting` is the attack's settings ("steps=10, loss=ce"); `epsilon` is None for checks
+    over the model or every ε."""
     detail = outcome.detail if outcome.detail.endswith(".") else outcome.detail + "."
-    return {
-        "check": outcome.check,
-        "model": model,
-        "attack": attack,
-        "setting": setting,
-        "epsilon": None if epsilon is None else float(epsilon),
-        "seed": None if seed is None else int(seed),
-        "passed": bool(outcome.passed),
-        "value": float(outcome.value),
-        "p_value": float(outcome.p_value),
-        "detail": detail,
-        "catches": CATCHES[outcome.check],
-    }
+    return S.row(S.CHECKS, check=outcome.check, model=model, dataset=dataset, split=split,
+                 attack=attack, setting=setting,
+                 epsilon=None if epsilon is None else float(epsilon),
+                 seed=None if seed is None else int(seed), passed=bool(outcome.passed),
+                 value=float(outcome.value), p_value=float(outcome.p_value), detail=detail,
+                 catches=CATCHES[outcome.check])
 
 
 def allowed_flips(n: int, share: float = defaults.KERNEL_FLIP_SHARE) -> int:

@@ -61,7 +61,12 @@ COLUMNS: dict[str, tuple[str, ...]] = {
                   "epsilon", "seed", "data_fingerprint", "checkpoint_sha256",
                   "split_fingerprint", "split_n", "examples", "n", "clean_correct",
                   "adv_correct"),
-    CHECKS: ("check", "model", "attack", "epsilon", "seed", "passed", "value", "detail"),
+    # bench.checks.verdict.check_row: one verdict of one sanity check. Model-level checks come
+    # from the robustness cell (epsilon None: over the model, not one ε), paired checks over
+    # per-example correctness and the size check from bench.analysis. `setting` is the attack's
+    # settings as text ("steps=10"); `catches` what the check is there to catch.
+    CHECKS: ("check", "model", "dataset", "split", "attack", "setting", "epsilon", "seed",
+             "passed", "value", "p_value", "detail", "catches"),
     EXTRACTORS: ("name", "hash", "dataset", "test_accuracy", "feature_dim", "train_steps",
                  "data_fingerprint"),
     GAN: ("gan", "arch", "dataset", "seed", "step", "fid", "kid_mean", "kid_std", "isc_mean",

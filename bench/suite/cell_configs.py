@@ -121,6 +121,10 @@ AnyAttackParams = Union[FgsmParams, PgdParams, IterativeParams, SquareParams, Au
 
 
 class RobustnessCellConfig(CellConfig):
+    # The sanity-check switches (bench.checks) are left out of the JSON form when off, so the
+    # ids of cells that run no check stay those published before the checks.
+    OMIT_IF_FALSE: ClassVar[frozenset[str]] = frozenset({"model_checks", "convergence"})
+
     model: str
     source: ModelSource
     dataset: DatasetSpec
@@ -131,6 +135,14 @@ class RobustnessCellConfig(CellConfig):
     batch_size: int
     limit: int | None
     seed: int
+    # Run the model-level checks (determinism, gradient saturation, unbounded ε): set by the
+    # plan on one cell per model, seed, data, norm and batch size, not on every attack's.
+    model_checks: bool = False
+    convergence: bool = False  # pgd only: the PGD convergence check ([[robustness]] key)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in super().as_dict().items()
+                if not (k in self.OMIT_IF_FALSE and v is False)}
 
     @field_validator("attack_params", mode="before")
     @classmethod

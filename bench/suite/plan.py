@@ -68,16 +68,21 @@ def plan(loaded: LoadedSuite) -> list[Cell]:
 
 
 def plan_robustness(suite: Suite, base: Path, out: _Plan) -> None:
-    """One robustness cell per (section, model, seed), after its model's train cell."""
+    """One robustness cell per (section, model, seed), after its model's train cell. The
+    first cell of each model, seed, data, norm and batch size also runs the model-level
+    sanity checks (they do not depend on the attack)."""
+    checked: set[tuple] = set()
     for rob in suite.robustness:
         for model, seed in itertools.product(rob.models, suite.suite.seeds):
             deps, source = _model_source(suite, model, seed, base, out)
+            where = (model, seed, rob.split, rob.limit, rob.norm, rob.batch_size)
             config = RobustnessCellConfig(
                 model=model, source=source,
                 dataset=dataset_spec(suite, suite.models[model].dataset, base),
                 split=rob.split, attack=rob.attack, attack_params=attack_params(rob),
                 epsilons=list(rob.epsilons), batch_size=rob.batch_size, limit=rob.limit,
-                seed=seed)
+                seed=seed, model_checks=where not in checked, convergence=rob.convergence)
+            checked.add(where)
             out.add(Cell("robustness", config, deps, f"{rob.attack} {model} seed={seed}"))
 
 

@@ -181,9 +181,9 @@ def copy_run(src: Path, dst: Path) -> Path:
 
 
 def edit_table(run_dir: Path, table: str, edit: Callable[[pd.DataFrame], pd.DataFrame]) -> None:
-    """Rewrite tables/<table>.parquet (+ .csv) with edit(df)."""
+    """Rewrite tables/<table>.parquet (+ .csv) with edit(df); edit(empty) writes a new one."""
     path = Path(run_dir) / "tables" / f"{table}.parquet"
-    df = edit(pd.read_parquet(path))
+    df = edit(pd.read_parquet(path) if path.exists() else pd.DataFrame())
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
     atomic_write_bytes(path, buf.getvalue())
