@@ -57,12 +57,15 @@ def build_tables(cells: dict[str, CellRecord]) -> dict[str, pd.DataFrame]:
 
 def add_checks(tables: dict[str, pd.DataFrame]) -> None:
     """The `checks` table: the cells' model-level verdicts, then the paired checks over the
-    correctness rows and the size check over the robustness rows (bench.checks)."""
+    correctness rows, the size and logit-output checks over the robustness rows
+    (bench.checks)."""
+    from bench.checks.outputs import logit_output_checks
     from bench.checks.size import size_checks
     from bench.checks.table import correctness_checks
 
     rows = correctness_checks(tables[S.CORRECTNESS]) if S.CORRECTNESS in tables else []
-    rows += size_checks(tables[S.ROBUSTNESS]) if S.ROBUSTNESS in tables else []
+    if S.ROBUSTNESS in tables:
+        rows += size_checks(tables[S.ROBUSTNESS]) + logit_output_checks(tables[S.ROBUSTNESS])
     parts = [t for t in (tables.get(S.CHECKS), pd.DataFrame(rows))
              if t is not None and not t.empty]
     if parts:  # the declared column order (journal entries come back with sorted keys)

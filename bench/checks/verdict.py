@@ -42,6 +42,10 @@ CATCHES: dict[str, str] = {
     "zero_epsilon_is_clean":
         "An inconsistent evaluation: with no perturbation, the attacked predictions must be "
         "the clean ones, up to a few argmax flips from kernel rounding.",
+    "logit_outputs":
+        "A model whose outputs are already probabilities (ending in softmax): attacks take "
+        "them for logits, and their losses on probabilities are flattened and vanish where "
+        "the softmax saturates, so attacks can look weaker than they are.",
     "linf_within_epsilon":
         "Perturbations larger than the budget ε in the threat model's norm.",
     # Checks of older runs (replaced by deterministic_predictions and gradient_saturation).

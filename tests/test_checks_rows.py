@@ -1,12 +1,16 @@
-"""The size check (bench.checks.size) over robustness rows: it fires on a perturbation
-outside its ε-ball, in the threat model's norm, and stays silent when every one is inside."""
+"""The checks over robustness rows: the size check (bench.checks.size) fires on a perturbation
+outside its ε-ball, in the threat model's norm, and stays silent when every one is inside;
+the logit-output check (bench.checks.outputs) fires on a model ending in softmax and stays
+silent on logits and log-probabilities."""
 
 import pandas as pd
 import torch
 
 from bench.attacks.pgd import pgd_sweep
+from bench.checks.outputs import logit_output_checks
 from bench.checks.size import size_checks
 from bench.metrics.robustness import robustness_row
+from bench.models.outputs import probability_output_warning
 from bench.store import schema as S
 
 BASE = {"model": "cnn", "dataset": "digits", "split": "test", "seed": 0, "norm": "linf"}
@@ -55,3 +59,18 @@ def test_older_tables_use_linf_ok_and_empty_tables_give_nothing():
     (row,) = size_checks(table([{"attack": "fgsm", "epsilon": 0.1, "linf_ok": False}]))
     assert not row["passed"]
     assert size_checks(pd.DataFrame()) == []
+
+
+def test_logit_outputs_fires_on_softmax_outputs_only(digits_mlp):
+    model, x, _ = digits_mlp
+    with torch.no_grad():
+        logits = model(x[:64])
+    warned = {name: probability_output_warning(out, f"models.{name}") for name, out in (
+        ("soft", logits.softmax(1)), ("logits", logits), ("logp", logits.log_softmax(1)))}
+    rows = table([{"model": name, "attack": "fgsm", "epsilon": e, "output_warning": w}
+                  for name, w in warned.items() for e in (0.0, 0.1)])
+    verdicts = {r["model"]: r for r in logit_output_checks(rows)}
+    assert not verdicts["soft"]["passed"] and "models.soft: its outputs are probabilities" \
+        in verdicts["soft"]["detail"]
+    assert verdicts["logits"]["passed"] and verdicts["logp"]["passed"]
+    assert logit_output_checks(table([{"attack": "fgsm", "epsilon": 0.1}])) == []
