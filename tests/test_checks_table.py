@@ -11,9 +11,10 @@ import torch
 from bench.attacks import ATTACKS, predict
 from bench.checks.paired import mcnemar_greater
 from bench.checks.table import correctness_checks
+from bench.data import seeded_indices
 from bench.metrics.robustness import robustness_row
 from bench.store import schema as S
-from bench.store.correctness import correctness_record
+from bench.store.correctness import correctness_record, subset_record
 from tests.helpers import broken_models as B
 
 N = 200
@@ -154,6 +155,27 @@ def test_gradient_free_cross_check_fires_on_masked_gradients(mlp):
     assert not cross["passed"] and cross["value"] > 0.3 and cross["p_value"] < 1e-6
     assert "gradients are masked" in cross["detail"] and "fgsm ε=0.1" in cross["detail"]
     assert rows["pgd_not_weaker_than_fgsm"]["passed"]  # both blind: no help from this one
+
+
+def test_cross_check_holds_a_subset_against_gradient_attacks_on_the_whole_split(mlp):
+    """Square on a `limit`ed subset of 60 (as AutoAttack usually runs), FGSM and PGD on all
+    200: their rows, restricted to the subset's examples, are what Square is held against;
+    they add no checks of their own there (one PGD ≤ FGSM verdict, not two)."""
+    model, x, y = mlp
+    masked = B.ScaledLogits(model, 1000.0)
+    whole = evaluated(masked, x, y, [("fgsm", [0.1], {}), ("pgd", [0.1], {"steps": 10})])
+    index = seeded_indices(N, 60, 0)
+    part = evaluated(masked, x[index], y[index], [("square", [0.1], {"queries": 500})])
+    part["data_fingerprint"] = "fp-subset"
+    df = pd.concat([whole.assign(**subset_record(np.arange(N), N)),
+                    part.assign(**subset_record(index, N))], ignore_index=True)
+    df["split_fingerprint"] = "split"
+    rows = correctness_checks(df)
+    assert sorted(r["check"] for r in rows) == ["gradient_free_cross_check",
+                                                "pgd_not_weaker_than_fgsm"]
+    cross = next(r for r in rows if r["check"] == "gradient_free_cross_check")
+    assert not cross["passed"] and "60 examples" in cross["detail"]
+    assert "fgsm ε=0.1" in cross["detail"] and "pgd(steps=10) ε=0.1" in cross["detail"]
 
 
 def test_autoattack_beating_the_gradient_attacks_names_both_causes():

@@ -30,7 +30,7 @@ from bench import defaults
 from bench.checks.paired import describe, mcnemar_greater
 from bench.checks.verdict import Outcome, allowed_flips, check_row
 from bench.metrics.robustness import is_unset
-from bench.metrics.worst_case import GROUP_KEYS, attack_label, setting_text
+from bench.metrics.worst_case import GROUP_KEYS, attack_label, onto_subsets, setting_text
 from bench.store.correctness import unpack_bits
 
 GRADIENT_ATTACKS = ("fgsm", "pgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t")
@@ -50,6 +50,7 @@ class Evaluation:
     epsilon: float
     clean: np.ndarray  # bool per example
     adv: np.ndarray
+    restricted: bool = False  # a row of a larger subset, restricted to this group's examples
 
     @property
     def robust(self) -> np.ndarray:
@@ -58,12 +59,19 @@ class Evaluation:
 
 def correctness_checks(correctness: pd.DataFrame, *,
                        alpha: float = defaults.CHECK_ALPHA) -> list[dict]:
-    """`checks` rows (bench.checks.verdict.check_row) of the paired checks, for every group."""
+    """`checks` rows (bench.checks.verdict.check_row) of the paired checks, for every group.
+    A row of the whole split also joins, restricted to its examples, the group of a `limit`ed
+    subset (bench.metrics.worst_case.onto_subsets), so AutoAttack or Square on a subset is
+    held against gradient attacks run on the whole split; restricted rows serve only as
+    those gradient attacks (their own checks are made on their own group)."""
     if correctness.empty:
         return []
-    keys = [k for k in GROUP_KEYS if k in correctness.columns]
+    own = len(correctness)
+    extended = onto_subsets(correctness.reset_index(drop=True))  # its own rows come first
+    extended = extended.assign(_restricted=extended.index >= own)
+    keys = [k for k in GROUP_KEYS if k in extended.columns]
     rows: list[dict] = []
-    for group, g in correctness.groupby(keys, sort=True, dropna=False):
+    for group, g in extended.groupby(keys, sort=True, dropna=False):
         ident = dict(zip(keys, group if isinstance(group, tuple) else (group,)))
         evals = [_unpack(r) for _, r in g.sort_values("epsilon", kind="stable").iterrows()]
         rows += [check_row(outcome, model=ident.get("model"), seed=ident.get("seed"),
@@ -75,7 +83,9 @@ def correctness_checks(correctness: pd.DataFrame, *,
 
 def group_outcomes(evals: list[Evaluation], where: str = "",
                    alpha: float = defaults.CHECK_ALPHA) -> list[tuple[Outcome, Evaluation]]:
-    """Every paired check over the evaluations of one group, with the evaluation checked."""
+    """Every paired check over the evaluations of one group, with the evaluation checked.
+    Restricted evaluations only stand as gradient attacks in the cross-check."""
+    evals, borrowed = [e for e in evals if not e.restricted], evals
     out = [(zero_epsilon_outcome(ev, where), ev) for ev in evals if ev.epsilon == 0]
     for _, same in groupby(sorted(evals, key=lambda e: (e.label, e.epsilon)),
                            key=lambda e: e.label):
@@ -85,7 +95,8 @@ def group_outcomes(evals: list[Evaluation], where: str = "",
         out += [(pgd_fgsm_outcome(ev, fgsm, where, alpha), ev) for fgsm in evals
                 if fgsm.attack == "fgsm" and fgsm.epsilon == ev.epsilon]
     for ev in (e for e in evals if e.attack in CROSS_CHECK_ATTACKS):
-        gradient = [e for e in evals if e.attack in GRADIENT_ATTACKS and e.epsilon <= ev.epsilon]
+        gradient = [e for e in borrowed
+                    if e.attack in GRADIENT_ATTACKS and e.epsilon <= ev.epsilon]
         if gradient:
             out.append((cross_check_outcome(ev, gradient, where, alpha), ev))
     return out
@@ -173,7 +184,7 @@ def _unpack(row: pd.Series) -> Evaluation:
     n = int(row["n"])
     return Evaluation(str(row["attack"]), attack_label(row), setting_text(row),
                       float(row["epsilon"]), unpack_bits(row["clean_correct"], n),
-                      unpack_bits(row["adv_correct"], n))
+                      unpack_bits(row["adv_correct"], n), bool(row.get("_restricted", False)))
 
 
 def _where(ident: dict) -> str:
