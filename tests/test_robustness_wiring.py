@@ -242,8 +242,9 @@ def test_two_pgd_settings_are_checked_and_plotted_apart(wired):
         rows = checks[(checks["check"] == check) & (checks["model"] == "cnn")
                       & (checks["attack"] == "pgd")]
         assert len(rows) == 2 * 2 * (1 if check.startswith("accuracy") else 2)  # settings x seeds
-        assert sum(", steps 10," in d for d in rows["detail"]) == len(rows) // 2
-        assert sum(", steps 100," in d for d in rows["detail"]) == len(rows) // 2
+        assert sum(rows["setting"].str.startswith("steps=10,")) == len(rows) // 2
+        assert sum(rows["setting"].str.startswith("steps=100,")) == len(rows) // 2
+        assert sum("pgd(steps=10," in d for d in rows["detail"]) == len(rows) // 2
     labels = [line.label for line in plot_lines(wired.read_table(S.ROBUSTNESS_AGG))]
     assert {"cnn / pgd(steps=10)", "cnn / pgd(steps=100)"} <= set(labels)
     assert len(labels) == len(set(labels))
@@ -333,7 +334,7 @@ def test_a_probability_output_model_is_warned_about_in_checks_and_report(wired):
     assert "models.soft: its outputs are probabilities" in logit.loc[("soft", 0), "detail"]
     assert logit.loc[["cnn", "mine"], "passed"].all()  # silent on logits
     report = (wired.dir / "report.md").read_text()
-    assert "**Warning:** logit_outputs: soft/fgsm seed 0" in report
+    assert "**Warning:** logit_outputs failed for soft (2×): models.soft: its outputs" in report
 
 
 # -- rows a cell of this run could not produce by itself ------------------------------------------
