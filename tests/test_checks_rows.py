@@ -1,14 +1,13 @@
-"""The checks over robustness rows: the size check (bench.checks.size) fires on a perturbation
+"""The checks over robustness rows: the size check (bench.checks.rows) fires on a perturbation
 outside its ε-ball, in the threat model's norm, and stays silent when every one is inside;
-the logit-output check (bench.checks.outputs) fires on a model ending in softmax and stays
+the logit-output check (bench.checks.rows) fires on a model ending in softmax and stays
 silent on logits and log-probabilities."""
 
 import pandas as pd
 import torch
 
 from bench.attacks.pgd import pgd_sweep
-from bench.checks.outputs import logit_output_checks
-from bench.checks.size import size_checks
+from bench.checks.rows import logit_output_checks, size_checks
 from bench.metrics.robustness import robustness_row
 from bench.models.outputs import probability_output_warning
 from bench.store import schema as S

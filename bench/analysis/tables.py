@@ -59,8 +59,7 @@ def add_checks(tables: dict[str, pd.DataFrame]) -> None:
     """The `checks` table: the cells' model-level verdicts, then the paired checks over the
     correctness rows, the size and logit-output checks over the robustness rows
     (bench.checks)."""
-    from bench.checks.outputs import logit_output_checks
-    from bench.checks.size import size_checks
+    from bench.checks.rows import logit_output_checks, size_checks
     from bench.checks.table import correctness_checks
 
     rows = correctness_checks(tables[S.CORRECTNESS]) if S.CORRECTNESS in tables else []

@@ -82,7 +82,7 @@ def _bools(t) -> torch.Tensor:
 
 
 # What was evaluated, shared by every attack on it: rows of different values never compare
-# (bench.checks.size).
+# (bench.checks.rows).
 CONTEXT_KEYS = ("dataset", "split", "data_fingerprint", "checkpoint_sha256", "limit")
 # One attack's settings: two settings of one attack (PGD-10 and PGD-100) are checked apart.
 # `alpha` here must be the configured step (None: 2.5·ε/steps), not the per-ε resolved one.
