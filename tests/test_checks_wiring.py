@@ -119,7 +119,7 @@ def test_a_run_fills_the_checks_table_and_puts_a_failure_first(suite_path, tmp_p
     assert sound["passed"].all(), sound.loc[~sound.passed, "detail"].tolist()
     assert set(sound.check) == MODEL_CHECKS | {
         "pgd_convergence", "zero_epsilon_is_clean", "accuracy_non_increasing_in_epsilon",
-        "pgd_not_weaker_than_fgsm", "linf_within_epsilon"}
+        "pgd_not_weaker_than_fgsm", "linf_within_epsilon", "logit_outputs"}
     # The model-level checks once per model (from one cell), convergence once per ε > 0.
     assert (sound.check.value_counts()[sorted(MODEL_CHECKS)] == 1).all()
     assert sorted(sound.loc[sound.check == "pgd_convergence", "epsilon"]) == [0.05, 0.1]
