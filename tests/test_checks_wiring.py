@@ -95,17 +95,24 @@ def test_plan_asks_one_cell_per_model_and_seed_for_the_model_checks(suite_path):
     assert "model_checks" in next(c for c in cells if c.config.model_checks).config.as_dict()
 
 
-def test_a_second_norm_or_batch_size_gets_its_own_model_checks(suite_path):
+def test_a_second_norm_gets_its_own_model_checks_a_subset_does_not(suite_path):
     suite_path.write_text(SUITE + textwrap.dedent("""
         [[robustness]]
         models = ["sound"]
         attack = "pgd"
         norm = "l2"
         epsilons = [0.5]
+
+        [[robustness]]
+        models = ["sound"]
+        attack = "autoattack"
+        epsilons = [0.1]
+        limit = 50
         """))
     cells = [c for c in plan(load_suite(suite_path)) if c.kind == "robustness"
              and c.config.model == "sound" and c.config.model_checks]
-    assert sorted(c.config.attack_params.norm for c in cells) == ["l2", "linf"]
+    assert sorted((c.config.attack, c.config.attack_params.norm) for c in cells) == [
+        ("fgsm", "linf"), ("pgd", "l2")]
 
 
 def test_a_run_fills_the_checks_table_and_puts_a_failure_first(suite_path, tmp_path):

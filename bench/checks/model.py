@@ -3,7 +3,7 @@
 `model_check_rows` runs the checks that need the model but not one attack (determinism and
 batch independence, per-example gradient saturation, unbounded ε) on the first
 `defaults.CHECK_SAMPLE` examples of the evaluated data; the plan asks one cell per model,
-seed, data, norm and batch size to run them (`model_checks`). `convergence_rows` runs PGD's
+seed, split, norm and batch size to run them (`model_checks`). `convergence_rows` runs PGD's
 convergence check in a PGD cell whose suite section sets `convergence = true`, paired with
 that cell's own results.
 """

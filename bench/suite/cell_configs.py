@@ -136,7 +136,7 @@ class RobustnessCellConfig(CellConfig):
     limit: int | None
     seed: int
     # Run the model-level checks (determinism, gradient saturation, unbounded ε): set by the
-    # plan on one cell per model, seed, data, norm and batch size, not on every attack's.
+    # plan on one cell per model, seed, split, norm and batch size, not on every attack's.
     model_checks: bool = False
     convergence: bool = False  # pgd only: the PGD convergence check ([[robustness]] key)
 

@@ -69,13 +69,14 @@ def plan(loaded: LoadedSuite) -> list[Cell]:
 
 def plan_robustness(suite: Suite, base: Path, out: _Plan) -> None:
     """One robustness cell per (section, model, seed), after its model's train cell. The
-    first cell of each model, seed, data, norm and batch size also runs the model-level
-    sanity checks (they do not depend on the attack)."""
+    first cell of each model, seed, split, norm and batch size also runs the model-level
+    sanity checks (they do not depend on the attack; a `limit`ed subset of a split already
+    checked adds nothing)."""
     checked: set[tuple] = set()
     for rob in suite.robustness:
         for model, seed in itertools.product(rob.models, suite.suite.seeds):
             deps, source = _model_source(suite, model, seed, base, out)
-            where = (model, seed, rob.split, rob.limit, rob.norm, rob.batch_size)
+            where = (model, seed, rob.split, rob.norm, rob.batch_size)
             config = RobustnessCellConfig(
                 model=model, source=source,
                 dataset=dataset_spec(suite, suite.models[model].dataset, base),
