@@ -28,8 +28,10 @@ CATCHES: dict[str, str] = {
         "break nearly every example; if not, the model ignores or clamps its input or masks "
         "its gradients.",
     "gradient_free_cross_check":
-        "Gradient masking: a gradient-free attack (Square, or AutoAttack with its Square "
-        "stage) breaks, beyond chance, examples that every gradient attack left standing.",
+        "Gradient masking, or gradient attacks too weak: Square (gradient-free) or AutoAttack "
+        "breaks, beyond chance, examples that every gradient attack run left standing. Square "
+        "beating them means masking; AutoAttack alone cannot tell the two apart (its APGD "
+        "stages may simply be stronger): run Square to tell.",
     "pgd_convergence":
         "A PGD that has not converged: 5× the steps and restarts lower accuracy beyond "
         "chance, so the reported accuracy overstates robustness.",
