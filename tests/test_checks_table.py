@@ -178,16 +178,16 @@ def test_cross_check_holds_a_subset_against_gradient_attacks_on_the_whole_split(
     assert "fgsm ε=0.1" in cross["detail"] and "pgd(steps=10) ε=0.1" in cross["detail"]
 
 
-def test_autoattack_beating_the_gradient_attacks_names_both_causes():
+def test_autoattack_beating_pgd_is_no_masking_verdict():
+    """AutoAttack's APGD parts are gradient attacks: its beating PGD-10 says PGD-10 is weak
+    (the worst-case rows show it), not that gradients are masked, so no cross-check fires."""
     clean = np.ones(N, bool)
     pgd = np.ones(N, bool)
     aa = np.ones(N, bool)
     aa[:20] = False
     rows = correctness_checks(pd.DataFrame([record("m", "pgd", 0.1, clean, pgd, steps=10),
                                             record("m", "autoattack", 0.1, clean, aa)]))
-    (row,) = rows
-    assert not row["passed"] and "gradients are masked" in row["detail"]
-    assert "too weak" in row["detail"] and row["attack"] == "autoattack"
+    assert not [r for r in rows if r["check"] == "gradient_free_cross_check"]
 
 
 def test_groups_of_other_models_seeds_or_data_never_pair():
