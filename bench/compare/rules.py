@@ -52,10 +52,14 @@ DEFAULT_RULES: dict[str, Rule] = {
     "isc_mean": Rule("higher", rel_tol=0.05),
     "precision": Rule("higher", abs_tol=0.02),
     "recall": Rule("higher", abs_tol=0.02),
-    "images_per_s": Rule("higher", rel_tol=0.05),
-    "train_images_per_s": Rule("higher", rel_tol=0.05),
+    # From the run-to-run spread measured on the development machine (a 2-core cloud VM,
+    # nothing else running): 3 runs of suites/throughput.toml, 48 configurations, largest
+    # difference per configuration median 18.5%, 95th percentile 47.5%, max 57.6%
+    # (benchmarks/throughput_spread.py). Measure yours and set [compare.images_per_s].
+    "images_per_s": Rule("higher", rel_tol=0.6),
+    "train_images_per_s": Rule("higher", rel_tol=0.6),
     "seconds": Rule("lower", rel_tol=0.5),
-    "peak_memory_bytes": Rule("lower", rel_tol=0.05),
+    "peak_memory_bytes": Rule("lower", rel_tol=0.05),  # measured spread: max 3.0%, median 0.6%
     # Speed measured once per cell while evaluating or training (no warm-up, no repeats) is
     # far noisier than the throughput benchmark's, so only large changes count.
     "robustness.images_per_s": Rule("higher", rel_tol=0.5),
