@@ -2,9 +2,9 @@
 
 `bench validate` and the check before `bench run` writes anything use this module, so it
 imports neither torch, torchvision nor scikit-learn: validating a suite is pure Python plus
-file checks. The loaders (torchvision_sets, imagefolder, digits) read the same files and
-report the same problems in the same words, so a suite that validates also loads;
-tests/test_data_files.py holds the two sides against each other.
+file checks. The loaders (torchvision_sets, imagefolder, digits) refuse exactly what this
+module refuses, under the same key (torchvision_sets shares its messages), so a suite that
+validates also loads; tests/test_data_files.py holds the two sides against each other.
 """
 
 from __future__ import annotations
