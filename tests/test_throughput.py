@@ -3,9 +3,9 @@ consistency of its statistics, and `bench run` writing the table, the plot and t
 
 tests/conftest.py pins one torch thread, as bench runs CPU cells by default."""
 
+import dataclasses
 import json
 import math
-import os
 import textwrap
 
 import numpy as np
@@ -19,7 +19,7 @@ from bench.models.build import build_classifier
 from bench.store import schema as S
 from bench.suite.cell_configs import GanTarget, ThroughputCellConfig, TrainedTarget
 from bench.suite.schema import Normalization, TrainConfig
-from bench.throughput import flops, workloads
+from bench.throughput import flops, timing, workloads
 from tests.helpers.configs import DIGITS
 
 CNN = TrainedTarget(model="cnn", arch="small-cnn",
@@ -125,32 +125,36 @@ def test_a_failing_torch_compile_is_a_skipped_row(monkeypatch):
     assert "no compiler here" in row["skip_reason"]
 
 
-def test_repeating_a_cell_gives_a_median_inside_the_iqr_it_reported(record_property):
-    """The statistic is consistent with its own spread: timing the same configuration again
-    lands inside the interquartile range the previous measurement reported.
-
-    Wall-clock values are reported (printed and in the JUnit properties), never asserted. The
-    cell runs four times back to back (a ~0.5 ms single-threaded forward, 101 repeats, well
-    under a second each: short steps are rarely cut by the scheduler, so the quartiles describe
-    the step rather than the neighbours), giving three consecutive pairs; at least two must
-    agree. A neighbour's load changing between two measurements on the shared machine breaks at
-    most one pair, while a statistic that does not describe the repeats (compilation or data
-    loading inside the timed region, a wrong quartile) breaks them all.
+def test_the_row_describes_the_timed_repeats_and_nothing_else(monkeypatch):
+    """The statistic describes the repeats: a clock that advances only inside the workload's
+    step (a 5 s "compilation" on its first call, then 1-4 ms) shows that warm-up stays out of
+    the timed region, that the quartiles are those of the timed repeats, and that FLOP counting
+    (on the eager step) is not timed. Deterministic: no wall-clock value is asserted; the
+    run-to-run spread on a real machine is measured in benchmarks/throughput_spread.py.
     """
-    cfg = config("inference", batch_size=8, repeats=101, warmup=5)
-    runs = [cell.measure(cfg, "cpu") for _ in range(4)]
-    pairs = []
-    for before, after in zip(runs, runs[1:]):
-        inside = before["q1_s"] <= after["median_s"] <= before["q3_s"]
-        pairs.append({"inside": inside,
-                      "shift_in_iqrs": (after["median_s"] - before["median_s"]) / before["iqr_s"]})
-    noise = {"median_ms": [r["median_s"] * 1e3 for r in runs],
-             "iqr_ms": [r["iqr_s"] * 1e3 for r in runs],
-             "relative_iqr": [r["iqr_s"] / r["median_s"] for r in runs],
-             "pairs": pairs, "loadavg": os.getloadavg(), "cpus": os.cpu_count()}
-    record_property("timing_noise", noise)
-    print(f"throughput noise: {noise}")
-    assert sum(p["inside"] for p in pairs) >= 2, f"medians outside the previous IQR: {noise}"
+    now, costs = [0.0], []
+    real_build, real_time_repeats = cell.build_workload, timing.time_repeats
+
+    def build(config, device):
+        workload = real_build(config, device)
+
+        def step():
+            workload.step()
+            cost = 5.0 if not costs else 0.001 * (1 + len(costs) % 4)
+            costs.append(cost)
+            now[0] += cost
+        return dataclasses.replace(workload, step=step)
+
+    monkeypatch.setattr(cell, "build_workload", build)
+    monkeypatch.setattr(timing, "time_repeats", lambda fn, device, **kw: real_time_repeats(
+        fn, device, clock=lambda: now[0], **kw))
+    got = cell.measure(config("inference", batch_size=8, warmup=2, repeats=9), "cpu")
+    assert len(costs) == 2 + 9
+    timed = costs[2:]
+    assert got["times_s"] == pytest.approx(timed)
+    assert (got["q1_s"], got["median_s"], got["q3_s"]) == pytest.approx(
+        tuple(np.percentile(timed, [25, 50, 75])))
+    assert got["images_per_s"] == pytest.approx(8 / np.median(timed))
 
 
 SUITE = """

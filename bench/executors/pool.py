@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 
@@ -52,8 +53,7 @@ class WorkerProcess:
         proc = self.processes[-1] if self.processes else None
         if proc is None:
             return "its exit code is unknown"
-        proc.join(timeout=STOP_GRACE_SECONDS)  # the pool has terminated it; collect the code
-        code = proc.exitcode
+        code = _exit_code(proc, STOP_GRACE_SECONDS)
         if code is None:
             return "its exit code is unknown"
         if code < 0:
@@ -87,6 +87,21 @@ class WorkerProcess:
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
         self.pool = None
+
+
+def _exit_code(proc, timeout: float) -> int | None:
+    """The dead process's exit code, waiting up to `timeout` seconds for it.
+
+    The pool's own manager thread reaps the same process (it joins its workers once broken).
+    When it wins the race, our `join` sees ECHILD and returns before the code is stored, so
+    one join is not enough: poll until the reaping thread has stored it.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        proc.join(timeout=0.05)
+        code = proc.exitcode
+        if code is not None or time.monotonic() >= deadline:
+            return code
 
 
 @contextmanager
