@@ -85,6 +85,8 @@ def main() -> None:
                         help="quickstart, gan-digits or a path (repeatable; default quickstart)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workers", default="auto", help="the parallel run's --workers")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="keep the run folders here (default: a temporary folder, deleted)")
     args = parser.parse_args()
     for line in machine_lines():
         print(line)
@@ -93,8 +95,11 @@ def main() -> None:
         suite = Path(name) if name.endswith(".toml") else ROOT / "suites" / f"{name}.toml"
         print(f"\n{suite.name}: {args.rounds} round(s), sequential (--workers 1) vs parallel "
               f"(--workers {args.workers})", flush=True)
-        with tempfile.TemporaryDirectory(prefix="parallel-wall-") as scratch:
-            result = compare_suite(suite, args.rounds, args.workers, Path(scratch))
+        if args.keep is not None:
+            result = compare_suite(suite, args.rounds, args.workers, args.keep / suite.stem)
+        else:
+            with tempfile.TemporaryDirectory(prefix="parallel-wall-") as scratch:
+                result = compare_suite(suite, args.rounds, args.workers, Path(scratch))
         q1, med, q3 = quartiles(result["ratios"])
         seq, par = (np.median(result["times"][m]) for m in ("sequential", "parallel"))
         print(f"{suite.name}: median sequential {seq:.1f} s, parallel {par:.1f} s; parallel / "
