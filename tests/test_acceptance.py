@@ -84,6 +84,7 @@ def test_overfit_digits_flags_plain_fgsm_and_not_fgsm_rs(tmp_path):
     assert "catastrophic overfitting in fgsm (seed 0)" in report
 
 
+@pytest.mark.timeout(1800)  # the whole suite: ~13-14 min on 2 quiet cores, over the 600 s default
 def test_gan_digits_targets(tmp_path):
     """Issue 15: every reference GAN ends within 3× the real-data floor (mean of 3 seeds)."""
     store = run("gan-digits.toml", tmp_path)
