@@ -128,9 +128,9 @@ def test_a_failing_torch_compile_is_a_skipped_row(monkeypatch):
 def test_the_row_describes_the_timed_repeats_and_nothing_else(monkeypatch):
     """The statistic describes the repeats: a clock that advances only inside the workload's
     step (a 5 s "compilation" on its first call, then 1-4 ms) shows that warm-up stays out of
-    the timed region, that the quartiles are those of the timed repeats, and that FLOP counting
-    (on the eager step) is not timed. Deterministic: no wall-clock value is asserted; the
-    run-to-run spread on a real machine is measured in benchmarks/throughput_spread.py.
+    the timed region, that each repeat times exactly one step, and that the quartiles are those
+    of the timed repeats. Deterministic: no wall-clock value is asserted; the run-to-run spread
+    on a real machine is measured in benchmarks/throughput_spread.py.
     """
     now, costs = [0.0], []
     real_build, real_time_repeats = cell.build_workload, timing.time_repeats
