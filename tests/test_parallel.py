@@ -77,6 +77,46 @@ def test_parallel_tables_equal_sequential_tables(sequential_run, suite_path, tmp
     assert_same_tables(comparable_tables(outcome.run_dir), comparable_tables(sequential_run))
 
 
+TINY_GANS = """
+[suite]
+name = "tinygan"
+seeds = [0, 1]
+device = "cpu"
+
+[datasets.digits]
+kind = "digits"
+
+[gans.dcgan]
+arch = "dcgan"
+dataset = "digits"
+steps = 3
+eval_every = 3
+num_samples = 40
+metrics = ["fid"]
+
+[gans.wgan-gp]
+arch = "wgan-gp"
+dataset = "digits"
+steps = 3
+eval_every = 3
+num_samples = 40
+metrics = ["fid"]
+n_critic = 1
+"""
+
+
+def test_gan_cells_split_by_their_estimates_give_the_sequential_tables(tmp_path):
+    """The GAN cells go through bench.executors.balance (cost estimates, the pace of the run)."""
+    suite = write_suite(tmp_path, TINY_GANS)
+    sequential = run(suite, tmp_path, "seq", workers=1)  # one cache: the extractor trains once
+    parallel = run(suite, tmp_path, "par", workers=2)
+    assert sequential.status == parallel.status == "complete" and parallel.ok == 5
+    records = list(RunStore(parallel.run_dir).read_cells().values())
+    gans = [r for r in records if r.kind == "gan"]
+    assert len(gans) == 4 and any(overlaps(a, b) for a in gans for b in gans if a.id < b.id)
+    assert_same_tables(comparable_tables(parallel.run_dir), comparable_tables(sequential.run_dir))
+
+
 def test_dead_worker_fails_its_cell_the_rest_completes_and_resume_redoes_it(
         sequential_run, suite_path, tmp_path, monkeypatch):
     """SIGKILL (what the OOM killer sends) in the worker running `train cnn seed=1`."""

@@ -1,11 +1,12 @@
 """Run independent cells side by side in worker processes (the local executor, workers > 1).
 
 The driver keeps the plan: a cell is handed to an idle worker once every cell it depends on
-has finished (a train cell before its evaluations). Among ready cells, those that more cells
-wait for go first (the feature extractor that every GAN needs, then the trainings), then plan
-order: so the long chains start early and the workers stay busy to the end. A record comes
-back through the worker's future, and the driver journals it at once (`on_done`): only the
-driver writes the run folder. A cell whose dependency failed fails too, without running.
+has finished (a train cell before its evaluations). Which ready cell goes first is
+bench.executors.balance's choice: cells that others wait for, then an even split of the
+estimated work, so the long chains start early and the workers finish together. Every worker
+process starts with the run, so their start-up overlaps the first cell. A record comes back
+through the worker's future, and the driver journals it at once (`on_done`): only the driver
+writes the run folder. A cell whose dependency failed fails too, without running.
 
 Timing cells (throughput, see EXCLUSIVE_KINDS) run alone: one starts only when no other cell
 is in flight, nothing else starts beside it, and they all run on the first worker, so the
@@ -20,12 +21,13 @@ the cells in flight are not, so a resumed run redoes exactly those.
 from __future__ import annotations
 
 import dataclasses
+import time
 from concurrent.futures import FIRST_COMPLETED, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable
 
 from bench.cells import RunEnv
-from bench.executors import worker
+from bench.executors import balance, worker
 from bench.executors.execute import (
     EXCLUSIVE_KINDS,
     as_result,
@@ -46,21 +48,24 @@ class ParallelRun:
 
     def __init__(self, cells: list[Cell], done: dict[str, CellRecord], env: RunEnv,
                  on_done: Callable[[CellRecord], None], progress: CellProgress, workers: int):
-        waiting = dependants(cells)
-        todo = [c for c in cells if c.id not in done]
-        self.todo = sorted(todo, key=lambda c: -len(waiting[c.id]))  # stable: plan order next
+        self.waited_for = {cell_id: len(ids) for cell_id, ids in dependants(cells).items()}
+        self.todo = [c for c in cells if c.id not in done]  # plan order
         self.done = dict(done)
         # Bars stay in the driver: one line per worker, not one bar per worker writing at once.
         self.env = dataclasses.replace(env, progress=False)
         self.on_done, self.progress = on_done, progress
         self.workers = [WorkerProcess(i) for i in range(workers)]
         self.busy: dict[int, tuple[Cell, object]] = {}  # worker index -> (cell, future)
+        self.started: dict[int, float] = {}  # worker index -> when its cell started
         self.shared: set[str] = set()  # cells that had another cell in flight beside them
+        self.pace = balance.Pace()  # how fast the estimated work goes
 
     def loop(self) -> None:
         self.progress.show_workers(len(self.workers))
         stopped = False
         try:
+            for w in self.workers[:len(self.todo)]:
+                w.warm_up()
             while self.todo or self.busy:
                 self.fail_blocked()
                 self.fill()
@@ -88,23 +93,32 @@ class ParallelRun:
                 self.record(record, ran=False)
 
     def fill(self) -> None:
-        idle = [w for w in self.workers if w.index not in self.busy]
-        for cell in self.next_cells(len(idle)):
-            # Timing cells always go to the first worker; the others to any idle one.
-            w = self.workers[0] if cell.kind in EXCLUSIVE_KINDS else idle.pop(0)
-            if w in idle:
-                idle.remove(w)
-            self.start(w, cell)
+        for w in self.workers:
+            if w.index in self.busy:
+                continue
+            cell = self.next_cell(w.index)
+            if cell is None:
+                return
+            # Timing cells always go to the first worker (idle: nothing else runs).
+            self.start(self.workers[0] if cell.kind in EXCLUSIVE_KINDS else w, cell)
 
-    def next_cells(self, n_idle: int) -> list[Cell]:
-        """Ready cells to start now: in plan order, timing cells only when nothing runs."""
+    def next_cell(self, idle: int) -> Cell | None:
+        """The ready cell worker `idle` starts now; timing cells only when nothing runs."""
         if any(cell.kind in EXCLUSIVE_KINDS for cell, _ in self.busy.values()):
-            return []
+            return None
         ready = [c for c in self.todo if all(d in self.done for d in c.deps.values())]
-        shared = [c for c in ready if c.kind not in EXCLUSIVE_KINDS][:n_idle]
-        if shared or self.busy:
-            return shared
-        return ready[:1]  # nothing runs and only timing cells are ready: one of them, alone
+        shared = [c for c in ready if c.kind not in EXCLUSIVE_KINDS]
+        if shared:
+            return balance.pick(shared, self.waited_for, idle, len(self.workers), self.left())
+        if ready and not self.busy:
+            return ready[0]  # only timing cells are ready and nothing runs: one, alone
+        return None
+
+    def left(self) -> dict[int, float | None]:
+        """Busy worker -> the estimated cost its cell has left (None: no estimate)."""
+        now = time.monotonic()
+        return {index: self.pace.left(cell, now - self.started[index])
+                for index, (cell, _) in self.busy.items()}
 
     def start(self, w: WorkerProcess, cell: Cell) -> None:
         self.todo.remove(cell)
@@ -114,10 +128,12 @@ class ParallelRun:
             self.shared.add(cell.id)
             self.shared.update(c.id for c, _ in self.busy.values())
         self.busy[w.index] = (cell, future)
+        self.started[w.index] = time.monotonic()
         self.progress.started(cell.label, worker=w.index)
 
     def collect(self, index: int) -> None:
         cell, future = self.busy.pop(index)
+        self.pace.finished(cell, time.monotonic() - self.started.pop(index))
         error = future.exception()
         if error is None:
             record = future.result()

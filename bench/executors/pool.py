@@ -41,6 +41,10 @@ class WorkerProcess:
         finally:  # even when a Ctrl-C held back during the start arrives: stop() needs it
             self._remember_processes()
 
+    def warm_up(self) -> None:
+        """Start the process now, so that its start-up overlaps other work."""
+        self.submit(worker.warm_up)
+
     def _remember_processes(self) -> None:
         # Private, but the only place the Process objects live; we need them for the exit
         # code of a dead worker and to stop a live one (Python 3.14 adds terminate_workers).

@@ -37,6 +37,11 @@ def init_worker(driver_pid: int) -> None:
     _die_with_parent(driver_pid)
 
 
+def warm_up() -> None:
+    """The first task of a worker: imports what every cell needs while the driver waits."""
+    import torch  # noqa: F401
+
+
 def run_cell(cell: Cell, inputs: dict[str, CellResult], env: RunEnv) -> CellRecord:
     """The body of every worker task: one cell, its failures recorded by execute_cell."""
     global _in_cell

@@ -55,6 +55,9 @@ class GAN:
 
     name: ClassVar[str]
     paper: ClassVar[Recipe]  # the paper's settings
+    # CPU cost of a generator step with one critic update, relative to DCGAN's (measured with
+    # benchmarks/gan_step_cost.py); only the parallel executor's ordering of cells reads it.
+    step_cost: ClassVar[float] = 1.0
 
     def __init__(self, channels: int, image_size: int | tuple[int, int], z_dim: int | None = None,
                  lr: float | None = None, init_seed: int = 0, *, lr_d: float | None = None,
