@@ -20,6 +20,7 @@ import pytest
 from bench.executors.execute import TEST_KILL_ONCE_ENV
 from bench.executors.local import LocalExecutor, default_workers
 from bench.executors.parallel import dependants
+from bench.executors.pool import WorkerProcess
 from bench.executors.progress import CellProgress
 from bench.runner import run_suite
 from bench.store.run_store import RunStore
@@ -308,3 +309,20 @@ def test_display_shows_each_worker_and_the_bar(capsys):
     err = capsys.readouterr().err
     assert "worker 1: idle" in err and "1/3" in err and "running=1 ok=1 failed=0" in err
     progress.close()
+
+
+def test_a_worker_that_dies_between_cells_is_replaced_at_the_next_start():
+    """Workers start with the run (warm-up); one may die before its first cell arrives."""
+    w = WorkerProcess(0)
+    try:
+        w.warm_up()
+        first = w.processes[-1]
+        first.join(timeout=0.01)
+        os.kill(first.pid, signal.SIGKILL)
+        deadline = time.monotonic() + TIMEOUT
+        while not getattr(w.pool, "_broken", False) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the pool's manager thread notices the death
+        assert w.pool._broken
+        assert w.submit(os.getpid).result(timeout=TIMEOUT) != first.pid
+    finally:
+        w.shutdown()

@@ -31,6 +31,8 @@ class WorkerProcess:
         self.processes: list = []  # multiprocessing.Process objects this worker has had
 
     def submit(self, fn, *args) -> Future:
+        if self.pool is not None and getattr(self.pool, "_broken", False):
+            self.replace()  # it died between tasks (after its warm-up, say): start afresh
         if self.pool is None:
             self.pool = ProcessPoolExecutor(
                 max_workers=1, mp_context=multiprocessing.get_context("spawn"),
