@@ -63,7 +63,7 @@ class Pace:
     def left(self, cell: Cell, elapsed: float) -> float | None:
         """The estimated cost a cell running for `elapsed` seconds has left (None: unknown)."""
         estimate = estimated_cost(cell)
-        if estimate is None or self.cost == 0:  # before any cell finished: it just started
+        if estimate is None or self.seconds <= 0:  # before any cell finished: it just started
             return estimate
         return max(0.0, estimate - elapsed * self.cost / self.seconds)
 
