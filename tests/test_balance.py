@@ -80,6 +80,13 @@ def test_split_evens_the_loads_where_longest_first_does_not():
     assert sorted(loads) == [5.0, 6.0, 7.0]
 
 
+def test_many_cells_are_split_longest_first_without_exchanges():
+    costs = [float(100 + (7 * j) % 50) for j in range(3 * balance.MAX_EXCHANGE_CELLS)]
+    owner = balance.split(costs, [0.0, 0.0, 0.0])
+    loads = [sum(c for c, o in zip(costs, owner) if o == w) for w in range(3)]
+    assert max(loads) - min(loads) <= max(costs)  # what longest-first guarantees
+
+
 def test_an_idle_worker_never_waits_while_cells_are_ready(gan_cells):
     ready = [c for c in gan_cells if c.kind == "gan"][:2]
     # The other worker is far behind: this worker's share is every ready cell...

@@ -26,6 +26,9 @@ from bench.suite.plan import Cell
 # critic updates make a step ~3.5x dearer (benchmarks/gan_step_cost.py), 1 + 4x = 3.5.
 CRITIC_SHARE = 0.625
 BASE_BATCH = 64  # the batch the GANs' step costs were measured at
+# Exchanges cost O(cells^2) each: beyond this many ready cells, longest-first alone (its
+# leftover imbalance is at most one cell, small against so much work).
+MAX_EXCHANGE_CELLS = 64
 
 
 def _gan_cost(cell: Cell) -> float:
@@ -93,14 +96,16 @@ def split(costs: Sequence[float], loads: Sequence[float]) -> list[int]:
     """A worker for each job: longest first to the least loaded worker, then exchanges.
 
     An exchange moves one job, or swaps two, between the most loaded worker and another
-    when that lowers the larger of their two loads. It stops when no exchange helps.
+    when that lowers the larger of their two loads. It stops when no exchange helps (no
+    exchanges beyond MAX_EXCHANGE_CELLS jobs).
     """
     loads = list(loads)
     owner = [0] * len(costs)
     for j in sorted(range(len(costs)), key=lambda j: -costs[j]):
         owner[j] = min(range(len(loads)), key=lambda w: loads[w])
         loads[owner[j]] += costs[j]
-    for _ in range(4 * len(costs) + 4):  # each exchange lowers the sorted loads; a bound anyway
+    rounds = 4 * len(costs) + 4 if len(costs) <= MAX_EXCHANGE_CELLS else 0
+    for _ in range(rounds):  # each exchange lowers the sorted loads; a bound anyway
         exchange = _best_exchange(costs, loads, owner)
         if exchange is None:
             break

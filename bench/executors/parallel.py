@@ -133,7 +133,7 @@ class ParallelRun:
 
     def collect(self, index: int) -> None:
         cell, future = self.busy.pop(index)
-        self.pace.finished(cell, time.monotonic() - self.started.pop(index))
+        seconds = time.monotonic() - self.started.pop(index)
         error = future.exception()
         if error is None:
             record = future.result()
@@ -144,6 +144,8 @@ class ParallelRun:
             w.replace()
         else:  # raised outside the cell itself, e.g. a result that cannot be pickled
             record = failed_record(cell, f"{type(error).__name__} in the worker: {error}")
+        if record.ok:  # a cell that failed early says nothing about the pace of the work
+            self.pace.finished(cell, seconds)
         self.record(stamp_alone(record, cell.id not in self.shared), ran=True, worker=index)
 
     def record(self, record: CellRecord, ran: bool, worker: int | None = None) -> None:

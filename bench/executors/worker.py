@@ -38,7 +38,7 @@ def init_worker(driver_pid: int) -> None:
 
 
 def warm_up() -> None:
-    """The first task of a worker: imports what every cell needs while the driver waits."""
+    """The first task of a worker: imports what every cell needs before a cell arrives."""
     import torch  # noqa: F401
 
 
