@@ -93,9 +93,6 @@ RESTARTS = 1
 PGD_LOSS = "ce"
 AUTOATTACK_VERSION = "standard"
 SQUARE_QUERIES = 5000  # AutoAttack's own budget for its Square stage
-# Examples whose clean input gradient is checked for exact zeros (the masking hint) by every
-# sweep but FGSM's, which has every example's gradient anyway.
-ZERO_GRAD_SAMPLE = 128
 # The binomial interval over examples given beside every accuracy (scipy's binomtest).
 BINOMIAL_CI_METHOD = "wilson"
 BINOMIAL_CI_LEVEL = 0.95

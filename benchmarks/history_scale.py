@@ -260,12 +260,12 @@ def robustness_records(cfg: dict) -> dict:
         rows.append({"acc_drop": clean - robust, "attack": cfg["attack"],
                      "attack_repr": f"{cfg['attack'].upper()}(model_name=Sequential, eps={eps})",
                      "attack_success_rate": (clean - robust) / clean, "clean_acc": clean,
-                     "dataset": "digits", "epsilon": eps, "eval_mode": True,
+                     "dataset": "digits", "epsilon": eps,
                      "images_per_s": 3900.0 / (10 if pgd else 1), "linf_max": eps,
                      "linf_mean": eps, "linf_ok": True, "model": cfg["model"], "n": 450,
                      "relative_drop": (clean - robust) / clean, "robust_acc": robust,
                      "seconds": 0.8 * (10 if pgd else 1), "seed": cfg["seed"], "split": "test",
-                     "zero_grad_frac": 0.0, "data_fingerprint": FINGERPRINT})
+                     "data_fingerprint": FINGERPRINT})
     return {"robustness": rows}
 
 

@@ -1,6 +1,5 @@
 """The attack adapters: the shared-gradient FGSM sweep equals torchattacks.FGSM per ε, exactly."""
 
-import math
 
 import pytest
 import torch
@@ -57,7 +56,6 @@ def test_fgsm_sweep_equals_torchattacks_fgsm_per_epsilon(trained, batch_size):
         expected = reference_fgsm_predictions(model, x, y, eps, batch_size)
         assert torch.equal(res.adv_pred, expected), f"ε={eps}"
         assert res.attack_repr == repr(torchattacks.FGSM(model, eps=eps))
-        assert res.eval_mode
     # Not a vacuous comparison: the model is trained and the attack really flips predictions.
     accs = [(r.adv_pred == y).float().mean().item() for r in results]
     assert accs[0] > 0.8 and accs[-1] < accs[0] - 0.3
@@ -157,7 +155,6 @@ def test_fgsm_sweep_attacks_in_eval_mode_and_restores_train_mode(trained):
     try:
         (res,) = fgsm_sweep(model, x, y, [0.1], 128, "cpu")
         assert model.training  # restored
-        assert res.eval_mode
         model.eval()
         assert torch.equal(res.adv_pred, reference_fgsm_predictions(model, x, y, 0.1, 128))
     finally:
@@ -170,8 +167,6 @@ def test_perturbations_stay_in_the_epsilon_ball(trained):
         assert res.linf.max().item() <= res.epsilon + 1e-6
     for res in pgd_sweep(model, x, y, [0.0, 0.1], 128, "cpu", steps=3):
         assert res.linf.max().item() <= res.epsilon + 1e-6
-    zero_frac = fgsm_sweep(model, x, y, [0.1], 128, "cpu")[0].zero_grad_frac
-    assert 0.0 <= zero_frac < 0.5
 
 
 def test_pgd_is_at_least_as_strong_as_fgsm(trained):
@@ -217,8 +212,8 @@ def test_robustness_cell_rows(trained, tmp_path):
     rows = run_robustness_cell(config, {"model": CellResult(artifacts={"weights": str(weights)})},
                                env).records["robustness"]
     assert [r["epsilon"] for r in rows] == [0.0, 0.1]
-    assert all(r["n"] == 200 and r["eval_mode"] and r["linf_ok"] for r in rows)
+    assert all(r["n"] == 200 and r["linf_ok"] for r in rows)
     assert rows[0]["robust_acc"] == rows[0]["clean_acc"] > 0.8
     assert rows[1]["robust_acc"] < rows[0]["robust_acc"]
     assert rows[1]["acc_drop"] == rows[1]["clean_acc"] - rows[1]["robust_acc"]
-    assert rows[0]["images_per_s"] > 0 and not math.isnan(rows[0]["zero_grad_frac"])
+    assert rows[0]["images_per_s"] > 0

@@ -38,7 +38,6 @@ def assert_rows_equal(results, expected, y, norm):
         assert res.attack_repr == attack_repr
         assert res.norm == norm and res.params["norm"] == norm
         assert res.distance.max().item() <= res.epsilon * (1 + 1e-5) + 1e-6
-        assert res.eval_mode
 
 
 TA_NORM = {"linf": "Linf", "l2": "L2"}

@@ -286,7 +286,7 @@ def test_v1_golden_is_migrated_in_memory_only():
     assert run.recorded_version == 1 and run.migrated
     assert S.CELL_ID in run.table(S.CELLS).columns and "id" not in run.table(S.CELLS).columns
     assert json.loads((V1 / "manifest.json").read_text())["schema_version"] == 1  # untouched
-    assert open_run(V2).recorded_version == S.SCHEMA_VERSION == 2 and not open_run(V2).migrated
+    assert open_run(V2).recorded_version == 2 and open_run(V2).migrated
 
 
 def test_migration_v1_to_v2_renames_the_cells_key():
@@ -294,7 +294,16 @@ def test_migration_v1_to_v2_renames_the_cells_key():
     out = migrate_tables({S.CELLS: cells, "robustness": pd.DataFrame({"cell_id": ["b"]})}, 1)
     assert list(out[S.CELLS].columns) == ["cell_id", "kind"]
     assert list(out["robustness"].columns) == ["cell_id"]
-    assert migrate_tables({S.CELLS: cells}, 2)[S.CELLS] is cells  # current: left alone
+    assert migrate_tables({S.CELLS: cells}, S.SCHEMA_VERSION)[S.CELLS] is cells  # current
+
+
+def test_migration_v2_to_v3_drops_the_unread_robustness_columns():
+    before = pd.read_parquet(V2 / "tables" / "robustness.parquet")
+    assert {"zero_grad_frac", "eval_mode"} <= set(before.columns)  # as recorded
+    after = open_run(V2).table(S.ROBUSTNESS)
+    assert not {"zero_grad_frac", "eval_mode"} & set(after.columns)
+    assert set(after.columns) <= set(S.COLUMNS[S.ROBUSTNESS]) | {S.CELL_ID}
+    assert len(after) == len(before)
 
 
 def test_unknown_future_schema_version_exits_2(tmp_path, capsys):

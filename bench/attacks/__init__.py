@@ -44,11 +44,7 @@ class EpsilonResult:
     epsilon: float
     adv_pred: torch.Tensor  # int64 (N,) on the CPU: predictions on the adversarial inputs
     linf: torch.Tensor  # float (N,) on the CPU: L∞ norm of x_adv - x per sample
-    # Exactly-zero entries of the CE input gradient at the clean x: over every example for
-    # FGSM, over the first defaults.ZERO_GRAD_SAMPLE for the other sweeps.
-    zero_grad_frac: float
     attack_repr: str  # repr() of the torchattacks object for this (model, ε)
-    eval_mode: bool  # every module was in eval mode when the attack started
     adv_correct: torch.Tensor  # bool (N,) on the CPU: adv_pred == y, per example
     l2: torch.Tensor  # float (N,) on the CPU: L2 norm of x_adv - x per sample
     norm: str = "linf"  # the threat model ε is measured in: "linf" | "l2"
@@ -72,10 +68,6 @@ def attack_mode(model: nn.Module, device: str) -> Iterator[nn.Module]:
     finally:
         for module, training in modes:
             module.training = training
-
-
-def is_eval_mode(model: nn.Module) -> bool:
-    return not any(m.training for m in model.modules())
 
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -139,9 +131,3 @@ def check_norm(attack: str, norm: str, supported: tuple[str, ...]) -> str:
         raise ValueError(f"{attack}: norm {norm!r} is not supported (torchattacks implements "
                          f"{', '.join(supported)})")
     return norm
-
-
-def zero_fraction(grad: torch.Tensor) -> tuple[int, int]:
-    """(exactly-zero entries, all entries): many zeros hint at gradient masking."""
-    return int((grad == 0).sum()), grad.numel()
-

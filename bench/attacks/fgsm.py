@@ -32,12 +32,10 @@ from bench.attacks import (
     attack_mode,
     cat_or_empty,
     check_norm,
-    is_eval_mode,
     iter_batches,
     l2_per_sample,
     linf_per_sample,
     logits_and_input_gradient,
-    zero_fraction,
 )
 
 # Images per adversarial forward on the CPU: as many as keep the model's largest activation
@@ -70,25 +68,20 @@ def fgsm_sweep(
     batch_size = batch_size or max(1, len(y))
     device = x.device if device is None else device
     parts: list[list[tuple[torch.Tensor, ...]]] = [[] for _ in eps]  # (pred, L∞, L2) per batch
-    zeros = entries = 0
     with attack_mode(model, device):
         # Fresh objects per (model, ε), only to record exactly which attack the sweep equals.
         reprs = [repr(torchattacks.FGSM(model, eps=e)) for e in eps]
-        eval_mode = is_eval_mode(model)
         chunk = forward_chunk(model, x[:1].to(device), device) if len(y) else 1
         for xb, yb in iter_batches(x, y, batch_size, device, progress, "fgsm"):
             logits, grad = logits_and_input_gradient(model, xb, yb)
-            z, n = zero_fraction(grad)
-            zeros, entries = zeros + z, entries + n
             for i, out in enumerate(batch_sweep(model, xb, logits, grad.sign(), eps, chunk)):
                 parts[i].append(tuple(t.cpu() for t in out))
-    zero_frac = zeros / entries if entries else float("nan")
     results = []
     for i, e in enumerate(eps):
         pred, linf, l2 = (cat_or_empty([p[k] for p in parts[i]], dtype)
                           for k, dtype in enumerate((torch.long, x.dtype, x.dtype)))
         results.append(EpsilonResult(
-            e, pred, linf, zero_frac, reprs[i], eval_mode, adv_correct=pred == y.cpu(), l2=l2,
+            e, pred, linf, reprs[i], adv_correct=pred == y.cpu(), l2=l2,
             norm="linf", params={"attack": "fgsm", "norm": "linf", "epsilon": e,
                                  "seed": int(seed)}))
     return results

@@ -16,16 +16,12 @@ import torch
 import torchattacks
 from torch import nn
 
-from bench import defaults
 from bench.attacks import (
     EpsilonResult,
     attack_mode,
-    input_gradient,
-    is_eval_mode,
     iter_batches,
     l2_per_sample,
     linf_per_sample,
-    zero_fraction,
 )
 from bench.seeding import seeded
 
@@ -52,21 +48,14 @@ def attack_sweep(
     device = x.device if device is None else device
     results = []
     with attack_mode(model, device):
-        # A masking hint, not a metric: the first examples suffice, and an input gradient for
-        # every example would cost a cheap attack (AutoAttack breaking all in its first
-        # stage) about 8% more.
-        sample = defaults.ZERO_GRAD_SAMPLE
-        zero_frac = clean_zero_grad_fraction(model, x[:sample], y[:sample], batch_size, device)
         for eps in (float(e) for e in epsilons):
             attack = make_attack(eps)
-            eval_mode = is_eval_mode(model)
             with seeded(seed, device):
                 pred, linf, l2 = _attack_batches(model, attack, x, y, batch_size, device,
                                                  progress, f"{params['attack']} ε={eps:g}")
             extra = dict(describe(attack)) if describe is not None else {}
             results.append(EpsilonResult(
-                eps, pred, linf, zero_frac, repr(attack), eval_mode,
-                adv_correct=pred == y.cpu(), l2=l2, norm=params["norm"],
+                eps, pred, linf, repr(attack), adv_correct=pred == y.cpu(), l2=l2, norm=params["norm"],
                 params={**params, "epsilon": eps, "seed": int(seed), **extra}))
     return results
 
@@ -80,17 +69,6 @@ def _attack_batches(model, attack, x, y, batch_size, device, progress, desc):
         linfs.append(linf_per_sample(x_adv, xb).cpu())
         l2s.append(l2_per_sample(x_adv, xb).cpu())
     return _cat(preds, torch.long), _cat(linfs, x.dtype), _cat(l2s, x.dtype)
-
-
-def clean_zero_grad_fraction(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                             batch_size: int, device) -> float:
-    """Exactly-zero entries of the CE input gradient at the clean inputs `x`: the same
-    masking hint for every attack, so FGSM, PGD and AutoAttack rows compare."""
-    zeros = entries = 0
-    for xb, yb in iter_batches(x, y, batch_size, device):
-        z, n = zero_fraction(input_gradient(model, xb, yb))
-        zeros, entries = zeros + z, entries + n
-    return zeros / entries if entries else float("nan")
 
 
 def _cat(parts: list[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:

@@ -104,7 +104,6 @@ def robustness_record(ident: dict, res: EpsilonResult, data: ImageData,
                checkpoint_notes="; ".join(notes) or None, output_warning=warning,
                **robustness_row(data.y, clean_pred, res.adv_pred, res.linf, res.epsilon,
                                 l2=res.l2, norm=res.norm),
-               zero_grad_frac=res.zero_grad_frac, eval_mode=res.eval_mode,
                seconds=seconds,  # the whole cell's attack time: clean pass + every ε
                images_per_s=images_per_s)
 

@@ -7,6 +7,9 @@ exactly as it was recorded.
 History of the result schema (bench.store.schema.SCHEMA_VERSION):
   v1  the `cells` table's key column was named `id`.
   v2  it is named `cell_id`, like the key column of every other table.
+  v3  the robustness table no longer has `zero_grad_frac` and `eval_mode`: computed, never
+      read by a check (the per-example `gradient_saturation` check replaced the first; the
+      second read back the eval() that bench.attacks.attack_mode had just set).
 """
 
 from __future__ import annotations
@@ -31,9 +34,18 @@ def _v1_to_v2(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     return tables
 
 
+def _v2_to_v3(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    rob = tables.get(S.ROBUSTNESS)
+    dropped = [c for c in V2_ONLY_ROBUSTNESS if rob is not None and c in rob.columns]
+    return tables | {S.ROBUSTNESS: rob.drop(columns=dropped)} if dropped else tables
+
+
+V2_ONLY_ROBUSTNESS = ("zero_grad_frac", "eval_mode")
+
 # version N -> function turning the tables of schema N into those of schema N + 1
 MIGRATIONS: dict[int, Callable[[dict[str, pd.DataFrame]], dict[str, pd.DataFrame]]] = {
     1: _v1_to_v2,
+    2: _v2_to_v3,
 }
 
 

@@ -8,9 +8,10 @@ round (bench/report/numbers.py).
 
 from bench.suite.attack_options import SETTING_KEYS
 
-# v1: the cells table's key column was `id`; v2: it is `cell_id`, like every other table's.
+# v1: the cells table's key column was `id`; v2: it is `cell_id`, like every other table's;
+# v3: the robustness table drops `zero_grad_frac` and `eval_mode` (no check read them).
 # Readers of older runs migrate them in memory: bench/store/migrate.py.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Tables a run may hold (Parquet + CSV under tables/).
 CELLS = "cells"  # one row per cell: cell_id, kind, label, status, reason, seconds
@@ -52,7 +53,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
                  "robust_acc_binom_high", "adv_acc_binom_low", "adv_acc_binom_high",
                  "attack_success_rate_binom_low", "attack_success_rate_binom_high",
                  "linf_mean", "linf_max", "linf_ok", "l2_mean", "l2_max", "within_epsilon",
-                 "zero_grad_frac", "eval_mode", "seconds", "images_per_s"),
+                 "seconds", "images_per_s"),
     # bench/store/correctness.py: one row per robustness row. Bit i of `clean_correct` and
     # `adv_correct` is example i of the evaluated data (`data_fingerprint`, n examples);
     # `examples` marks which examples of the split as loaded (`split_fingerprint`, `split_n`)

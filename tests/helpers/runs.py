@@ -92,7 +92,6 @@ def robustness_cells(models: dict[str, tuple[float, list[float]]] | None = None,
                              "seed": seed, "n": 400, "clean_acc": c, "robust_acc": r,
                              "acc_drop": c - r, "relative_drop": (c - r) / c,
                              "attack_success_rate": (c - r) / c, "linf_mean": eps, "linf_max": eps,
-                             "zero_grad_frac": 0.0, "eval_mode": True,
                              "seconds": seconds, "images_per_s": 400 / seconds})
             config = {"model": model, "attack": attack, "epsilons": epsilons, "seed": seed,
                       "dataset": {"name": "digits", "seed": 0}}
