@@ -28,6 +28,10 @@ MACHINE_LOCAL_KEYS = frozenset({"root", "checkpoint", "inception_weights", "resu
                                 "cache_dir"})
 SEED_KEY = "seed"  # the top-level key that varies between the seeds of one cell
 ID_LENGTH = 16
+# Dependency roles of a merged robustness cell on its sample shards ("shard/00003"). Sharding
+# is how a cell ran, not what it is: its rows equal the unsharded cell's, so its identity (and
+# the id compare matches runs by) leaves these roles out.
+SHARD_ROLE = "shard/"
 
 
 def portable(value):
@@ -46,14 +50,20 @@ def digest(payload, length: int = ID_LENGTH) -> str:
 
 
 def cell_id(kind: str, config: dict, deps: dict[str, str]) -> str:
-    return digest({"kind": kind, "config": portable(config), "deps": deps})
+    return digest({"kind": kind, "config": portable(config), "deps": identity_deps(deps)})
 
 
 def group_id(kind: str, config: dict, dep_groups: dict[str, str] | None = None) -> str:
     """The cell's identity with its seed left out, at every level: `dep_groups` maps each
     dependency role to that dependency's own group id (None: dependencies not known)."""
     config = {k: v for k, v in config.items() if k != SEED_KEY}
-    return digest({"kind": kind, "config": portable(config), "deps": dep_groups or {}})
+    return digest({"kind": kind, "config": portable(config),
+                   "deps": identity_deps(dep_groups or {})})
+
+
+def identity_deps(deps: dict) -> dict:
+    """The dependencies that are part of a cell's identity: all but its sample shards."""
+    return {role: dep for role, dep in deps.items() if not role.startswith(SHARD_ROLE)}
 
 
 def artifact_key(kind: str, config: dict, content: dict | None = None) -> str:

@@ -84,6 +84,16 @@ def device_info(device: str) -> dict:
     return info
 
 
+def device_name(device: str) -> str:
+    """The card's name on CUDA, the CPU model on the CPU: what result rows say they ran on."""
+    import torch
+
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    return cpu_name() if dev.type == "cpu" else platform.machine()
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -8,6 +8,7 @@ draws are reproducible and nothing leaks to the caller or to the next cell.
 
 from __future__ import annotations
 
+import hashlib
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -28,3 +29,17 @@ def seeded(seed: int, device: str | torch.device = "cpu") -> Iterator[None]:
     with fork:
         torch.manual_seed(seed)
         yield
+
+
+def block_seed(seed: int, start: int) -> int:
+    """The seed of the block of examples that starts at position `start` of an evaluation.
+
+    Attacks draw their random numbers block by block (a block is one attack batch), each
+    block under its own seed from the suite seed and its first position. A block's result
+    then depends on its own examples alone, never on which other blocks run in the same
+    process: a sharded evaluation (bench.suite.plan, shards made of whole batches) equals the
+    unsharded one example for example. A hash, so that (seed, start) pairs never collide as
+    seed + start would.
+    """
+    digest = hashlib.sha256(f"bench-block {int(seed)} {int(start)}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1  # 63 bits: torch.manual_seed's range

@@ -118,7 +118,7 @@ def test_registry_matches_the_attack_options():
     for name in ATTACK_NAMES:
         sig = inspect.signature(ATTACKS.get(name))
         keywords = {p.name for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY}
-        assert keywords == set(ATTACK_KEYS[name]) | {"seed", "progress"}, name
+        assert keywords == set(ATTACK_KEYS[name]) | {"seed", "offset", "progress"}, name
 
 
 def test_targeted_attacks_refuse_too_few_classes():

@@ -100,7 +100,8 @@ def test_every_suite_key_reaches_a_cell_config():
     planned_only = {  # read by plan to decide which cells exist and how they connect
         "GanConfig": {"dataset", "feature_extractor", "train"},
         # the attack's own keys go into its typed attack_params
-        "RobustnessConfig": {"models"} | {k for p in C.ATTACK_PARAMS.values() for k in p.model_fields},
+        "RobustnessConfig": {"models", "shard_size", "shards"}  # shards: which cells exist
+        | {k for p in C.ATTACK_PARAMS.values() for k in p.model_fields},
         "ThroughputConfig": {"models", "gans", "workloads", "batch_sizes", "precision",
                              "channels_last", "compile"},  # grid axes, one value per cell
     }

@@ -42,7 +42,7 @@ def correctness(digits_mlp):
     clean = predict(model, x, 60, "cpu")
     rows, robust = [], {}
     for attack, params in (("fgsm", {}), ("pgd", {"steps": 5}), ("apgd-ce", {"steps": 5})):
-        for res in ATTACKS.get(attack)(model, x, y, [0.04, 0.08], 30, "cpu", seed=0, **params):
+        for res in ATTACKS.get(attack)(model, x, y, [0.04, 0.08], 30, "cpu", seed=2, **params):
             ident = {"model": "mlp", "data_fingerprint": "abc", "seed": 0, "norm": "linf",
                      "attack": attack, "steps": params.get("steps"), "epsilon": res.epsilon}
             rows.append(ident | correctness_record(clean == y, res.adv_correct))
@@ -60,7 +60,7 @@ def test_worst_case_is_at_most_every_attack_per_epsilon(correctness):
         assert r.robust_acc <= min(per_attack)
         assert r.attacks == "apgd-ce(steps=5); fgsm; pgd(steps=5)"
     # Not vacuous: at 0.08 the attacks break different examples, so the worst case is lower
-    # than the strongest single attack (0.217 against PGD's 0.233 here).
+    # than the strongest single attack (0.233 against PGD's and APGD-CE's 0.25 here).
     assert worst["robust_acc"].iloc[1] < min(acc for (a, e), acc in robust.items() if e == 0.08)
 
 

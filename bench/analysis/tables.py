@@ -44,6 +44,7 @@ def build_tables(cells: dict[str, CellRecord]) -> dict[str, pd.DataFrame]:
             rows.setdefault(table, []).extend({S.CELL_ID: rec.id, **r} for r in records)
     tables = {name: pd.DataFrame(r) for name, r in sorted(rows.items())}
     tables[S.CELLS] = cells_table(cells)
+    add_examples(tables)
     for table, (agg_name, by, values, means) in AGGREGATES.items():
         if table in tables:
             agg = aggregate_over_seeds(completed_rows(tables[table]), by, values, means)
@@ -53,6 +54,35 @@ def build_tables(cells: dict[str, CellRecord]) -> dict[str, pd.DataFrame]:
         add_worst_case(tables)
     add_checks(tables)
     return tables
+
+
+def add_examples(tables: dict[str, pd.DataFrame]) -> None:
+    """The long `examples` table from the journal's per-example blocks (which are not a
+    table of their own), with the per-example worst case over attacks; and where each shard
+    ran, on the `shards` rows."""
+    from bench.metrics.worst_case import onto_subsets, worst_case_examples
+    from bench.store.examples import examples_table
+
+    blocks = tables.pop(S.EXAMPLE_BLOCKS, None)
+    if S.SHARDS in tables:
+        host = tables[S.CELLS].set_index(S.CELL_ID)["host"]
+        shards = tables[S.SHARDS].assign(host=tables[S.SHARDS][S.CELL_ID].map(host))
+        tables[S.SHARDS] = shards.sort_values(["model", "seed", "attack", "shard"],
+                                              kind="stable", ignore_index=True)
+    if blocks is None or blocks.empty:
+        return
+    examples = examples_table(blocks)
+    worst = worst_case_examples(onto_subsets(tables[S.CORRECTNESS])) \
+        if S.CORRECTNESS in tables else pd.DataFrame()
+    if not worst.empty:  # the example and its label, by its position in its evaluated subset
+        where = examples[["data_fingerprint", "position", "example", "label"]].drop_duplicates(
+            ["data_fingerprint", "position"])
+        worst = worst.merge(where, on=["data_fingerprint", "position"], how="left")
+        whole = [c for c in examples.columns if pd.api.types.is_integer_dtype(examples[c])]
+        examples = pd.concat([examples, worst], ignore_index=True)
+        # Worst-case rows have no attack settings or predictions: keep integers integers.
+        examples = examples.astype({c: "Int64" for c in whole})
+    tables[S.EXAMPLES] = examples
 
 
 def add_checks(tables: dict[str, pd.DataFrame]) -> None:

@@ -2,13 +2,15 @@
 
 Every sweep has the signature
 
-    sweep(model, x, y, epsilons, batch_size, device, *, seed=0, progress=False, **params)
-        -> list[EpsilonResult]     # one per ε, in the order given
+    sweep(model, x, y, epsilons, batch_size, device, *, seed=0, offset=0, progress=False,
+          **params) -> list[EpsilonResult]     # one per ε, in the order given
 
 where `x` holds pixels in [0, 1] (models normalize inside, see bench.models.normalize) and
 `params` are the attack's own settings: the suite keys `bench.suite.attack_options.ATTACK_KEYS`
 lists for it (every sweep takes `norm`; PGD also steps, alpha, random_start, restarts, loss).
 ε is in the units of `norm`: pixel units for L∞, the L2 norm of the perturbation for L2.
+`offset` is the position of x[0] among the evaluated examples (a sample shard starts there):
+random draws are seeded per batch from `seed` and that position (bench.attacks.sweep).
 Eval mode and device placement are handled here, in `attack_mode`, and nowhere else.
 """
 

@@ -46,32 +46,32 @@ def make_apgdt(model: nn.Module, epsilon: float, *, norm: str, steps: int, resta
 def apgd_ce_sweep(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epsilons: Sequence[float],
                   batch_size: int | None = None, device: str | torch.device | None = None, *,
                   norm: str = defaults.NORM, steps: int = defaults.PGD_STEPS,
-                  restarts: int = defaults.RESTARTS, seed: int = 0,
+                  restarts: int = defaults.RESTARTS, seed: int = 0, offset: int = 0,
                   progress: bool = False) -> list[EpsilonResult]:
     return _apgd_sweep("apgd-ce", model, x, y, epsilons, batch_size, device, norm=norm,
-                       steps=steps, restarts=restarts, seed=seed, progress=progress)
+                       steps=steps, restarts=restarts, seed=seed, offset=offset, progress=progress)
 
 
 def apgd_dlr_sweep(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epsilons: Sequence[float],
                    batch_size: int | None = None, device: str | torch.device | None = None, *,
                    norm: str = defaults.NORM, steps: int = defaults.PGD_STEPS,
-                   restarts: int = defaults.RESTARTS, seed: int = 0,
+                   restarts: int = defaults.RESTARTS, seed: int = 0, offset: int = 0,
                    progress: bool = False) -> list[EpsilonResult]:
     return _apgd_sweep("apgd-dlr", model, x, y, epsilons, batch_size, device, norm=norm,
-                       steps=steps, restarts=restarts, seed=seed, progress=progress)
+                       steps=steps, restarts=restarts, seed=seed, offset=offset, progress=progress)
 
 
 def apgd_t_sweep(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epsilons: Sequence[float],
                  batch_size: int | None = None, device: str | torch.device | None = None, *,
                  norm: str = defaults.NORM, steps: int = defaults.PGD_STEPS,
-                 restarts: int = defaults.RESTARTS, seed: int = 0,
+                 restarts: int = defaults.RESTARTS, seed: int = 0, offset: int = 0,
                  progress: bool = False) -> list[EpsilonResult]:
     return _apgd_sweep("apgd-t", model, x, y, epsilons, batch_size, device, norm=norm,
-                       steps=steps, restarts=restarts, seed=seed, progress=progress)
+                       steps=steps, restarts=restarts, seed=seed, offset=offset, progress=progress)
 
 
 def _apgd_sweep(name, model, x, y, epsilons, batch_size, device, *, norm, steps, restarts,
-                seed, progress) -> list[EpsilonResult]:
+                seed, offset, progress) -> list[EpsilonResult]:
     check_norm(name, norm, NORMS)
     device = x.device if device is None else device
     n_classes = require_classes(name, output_classes(model, x, device), MIN_CLASSES[name])
@@ -89,7 +89,7 @@ def _apgd_sweep(name, model, x, y, epsilons, batch_size, device, *, norm, steps,
             return make_apgd(model, eps, loss=loss, norm=norm, steps=steps, restarts=restarts,
                              seed=seed)
     return attack_sweep(model, x, y, epsilons, batch_size, device, make, params=params,
-                        seed=seed, progress=progress)
+                        seed=seed, offset=offset, progress=progress)
 
 
 def require_classes(attack: str, n_classes: int, minimum: int) -> int:

@@ -65,7 +65,7 @@ def autoattack_sweep(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                      epsilons: Sequence[float], batch_size: int | None = None,
                      device: str | torch.device | None = None, *, norm: str = defaults.NORM,
                      version: str = defaults.AUTOATTACK_VERSION,
-                     steps: int = defaults.PGD_STEPS, seed: int = 0,
+                     steps: int = defaults.PGD_STEPS, seed: int = 0, offset: int = 0,
                      progress: bool = False) -> list[EpsilonResult]:
     check_norm("autoattack", norm, NORMS)
     device = x.device if device is None else device
@@ -80,4 +80,4 @@ def autoattack_sweep(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                                seed=seed, steps=steps)
 
     return attack_sweep(model, x, y, epsilons, batch_size, device, make, params=params,
-                        seed=seed, progress=progress, describe=describe)
+                        seed=seed, offset=offset, progress=progress, describe=describe)

@@ -33,23 +33,23 @@ def make_fab(model: nn.Module, epsilon: float, *, targeted: bool, norm: str, ste
 def fab_sweep(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epsilons: Sequence[float],
               batch_size: int | None = None, device: str | torch.device | None = None, *,
               norm: str = defaults.NORM, steps: int = defaults.PGD_STEPS,
-              restarts: int = defaults.RESTARTS, seed: int = 0,
+              restarts: int = defaults.RESTARTS, seed: int = 0, offset: int = 0,
               progress: bool = False) -> list[EpsilonResult]:
     return _fab_sweep("fab", model, x, y, epsilons, batch_size, device, norm=norm, steps=steps,
-                      restarts=restarts, seed=seed, progress=progress)
+                      restarts=restarts, seed=seed, offset=offset, progress=progress)
 
 
 def fab_t_sweep(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epsilons: Sequence[float],
                 batch_size: int | None = None, device: str | torch.device | None = None, *,
                 norm: str = defaults.NORM, steps: int = defaults.PGD_STEPS,
-                restarts: int = defaults.RESTARTS, seed: int = 0,
+                restarts: int = defaults.RESTARTS, seed: int = 0, offset: int = 0,
                 progress: bool = False) -> list[EpsilonResult]:
     return _fab_sweep("fab-t", model, x, y, epsilons, batch_size, device, norm=norm,
-                      steps=steps, restarts=restarts, seed=seed, progress=progress)
+                      steps=steps, restarts=restarts, seed=seed, offset=offset, progress=progress)
 
 
 def _fab_sweep(name, model, x, y, epsilons, batch_size, device, *, norm, steps, restarts, seed,
-               progress) -> list[EpsilonResult]:
+               offset, progress) -> list[EpsilonResult]:
     check_norm(name, norm, NORMS)
     device = x.device if device is None else device
     targeted = name == "fab-t"
@@ -62,4 +62,4 @@ def _fab_sweep(name, model, x, y, epsilons, batch_size, device, *, norm, steps, 
                         restarts=restarts, seed=seed, n_classes=n_classes)
 
     return attack_sweep(model, x, y, epsilons, batch_size, device, make, params=params,
-                        seed=seed, progress=progress)
+                        seed=seed, offset=offset, progress=progress)

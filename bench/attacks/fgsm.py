@@ -59,10 +59,12 @@ def fgsm_sweep(
     *,
     norm: str = defaults.NORM,
     seed: int = 0,
+    offset: int = 0,
     progress: bool = False,
 ) -> list[EpsilonResult]:
     """One `EpsilonResult` per ε. `batch_size=None` takes `x` in one batch; `device=None`
-    means `x`'s device. L∞ only: torchattacks has no L2 FGSM."""
+    means `x`'s device. L∞ only: torchattacks has no L2 FGSM. FGSM draws no random number,
+    so `offset` (where `x` starts among the evaluated examples) changes nothing."""
     check_norm("fgsm", norm, ("linf",))
     eps = [float(e) for e in epsilons]
     batch_size = batch_size or max(1, len(y))

@@ -91,9 +91,11 @@ def pgd_sweep(
     loss: str = defaults.PGD_LOSS,
     norm: str = defaults.NORM,
     seed: int = 0,
+    offset: int = 0,
     progress: bool = False,
 ) -> list[EpsilonResult]:
-    """One `EpsilonResult` per ε; the random starts of ε are seeded by `seed` alone.
+    """One `EpsilonResult` per ε; the random starts of ε are seeded by `seed` alone, batch by
+    batch (bench.attacks.sweep: `offset` is where `x` starts among the evaluated examples).
     `alpha=None` is 2.5·ε/steps for each ε (recorded resolved in `params["alpha"]`)."""
     check_pgd(norm, loss, restarts)
     params = {"attack": "pgd", "norm": norm, "steps": int(steps), "random_start": random_start,
@@ -102,7 +104,7 @@ def pgd_sweep(
         model, x, y, epsilons, batch_size, device,
         lambda eps: make_pgd(model, eps, steps, alpha, random_start, norm=norm, loss=loss,
                              restarts=restarts),
-        params=params, seed=seed, progress=progress, describe=step_size)
+        params=params, seed=seed, offset=offset, progress=progress, describe=step_size)
 
 
 def pgd_attack(

@@ -28,7 +28,7 @@ def make_square(model: nn.Module, epsilon: float, *, norm: str, queries: int, re
 def square_sweep(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epsilons: Sequence[float],
                  batch_size: int | None = None, device: str | torch.device | None = None, *,
                  norm: str = defaults.NORM, queries: int = defaults.SQUARE_QUERIES,
-                 restarts: int = defaults.RESTARTS, seed: int = 0,
+                 restarts: int = defaults.RESTARTS, seed: int = 0, offset: int = 0,
                  progress: bool = False) -> list[EpsilonResult]:
     check_norm("square", norm, NORMS)
     params = {"attack": "square", "norm": norm, "queries": int(queries),
@@ -38,4 +38,4 @@ def square_sweep(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epsilons: S
         return make_square(model, eps, norm=norm, queries=queries, restarts=restarts, seed=seed)
 
     return attack_sweep(model, x, y, epsilons, batch_size, device, make, params=params,
-                        seed=seed, progress=progress)
+                        seed=seed, offset=offset, progress=progress)

@@ -1,11 +1,15 @@
 """The ε sweep shared by every attack that is one torchattacks object per (model, ε).
 
-For each ε: a fresh attack object (`make_attack(eps)`), the batches in order, all under
-`bench.seeding.seeded(seed)`. torchattacks draws random starts from the global RNG, and APGD, FAB and
-Square even call `torch.manual_seed(self.seed)` themselves; forking the RNG keeps both
-away from the caller's state and makes one ε's result independent of the other ε listed.
-Calling the same attack on the same batches with the same seed gives the same adversarial
-images, which is what tests/test_attacks_autoattack.py checks, sample for sample.
+For each ε: a fresh attack object (`make_attack(eps)`), then the batches in order, each under
+its own seed (`bench.seeding.block_seed(seed, position of its first example)`, positions
+counted from `offset`, where the examples `x` start in the whole evaluation). torchattacks
+draws random starts from the global RNG, and APGD, FAB and Square even call
+`torch.manual_seed(self.seed)` themselves; forking the RNG keeps both away from the caller's
+state and makes one ε's result independent of the other ε listed, and seeding per batch makes
+one batch's result independent of the other batches: a sample shard of whole batches
+(bench/cells/robustness.py) gets exactly the adversarial examples the unsharded evaluation
+gets for them. Calling the same attack on the same batches, each seeded the same way, gives
+the same adversarial images, which tests/test_attacks_torchattacks.py checks, sample for sample.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from bench.attacks import (
     l2_per_sample,
     linf_per_sample,
 )
-from bench.seeding import seeded
+from bench.seeding import block_seed, seeded
 
 AttackFactory = Callable[[float], torchattacks.attack.Attack]
 
@@ -39,20 +43,21 @@ def attack_sweep(
     *,
     params: Mapping[str, Any],
     seed: int = 0,
+    offset: int = 0,
     progress: bool = False,
     describe: Callable[[torchattacks.attack.Attack], Mapping[str, Any]] | None = None,
 ) -> list[EpsilonResult]:
     """One `EpsilonResult` per ε. `params` (with "attack" and "norm") are recorded with each
-    result, completed by ε, the seed and `describe(attack)` (e.g. the parts' reprs)."""
+    result, completed by ε, the seed and `describe(attack)` (e.g. the parts' reprs).
+    `offset`: the position of x[0] among the evaluated examples (a shard's first example)."""
     batch_size = batch_size or max(1, len(y))
     device = x.device if device is None else device
     results = []
     with attack_mode(model, device):
         for eps in (float(e) for e in epsilons):
             attack = make_attack(eps)
-            with seeded(seed, device):
-                pred, linf, l2 = _attack_batches(model, attack, x, y, batch_size, device,
-                                                 progress, f"{params['attack']} ε={eps:g}")
+            pred, linf, l2 = _attack_batches(model, attack, x, y, batch_size, device, progress,
+                                             f"{params['attack']} ε={eps:g}", seed, offset)
             extra = dict(describe(attack)) if describe is not None else {}
             results.append(EpsilonResult(
                 eps, pred, linf, repr(attack), adv_correct=pred == y.cpu(), l2=l2, norm=params["norm"],
@@ -60,10 +65,12 @@ def attack_sweep(
     return results
 
 
-def _attack_batches(model, attack, x, y, batch_size, device, progress, desc):
+def _attack_batches(model, attack, x, y, batch_size, device, progress, desc, seed, offset):
     preds, linfs, l2s = [], [], []
-    for xb, yb in iter_batches(x, y, batch_size, device, progress, desc):
-        x_adv = attack(xb, yb)
+    for start, (xb, yb) in zip(range(0, len(y), batch_size),
+                               iter_batches(x, y, batch_size, device, progress, desc)):
+        with seeded(block_seed(seed, offset + start), device):
+            x_adv = attack(xb, yb)
         with torch.inference_mode():
             preds.append(model(x_adv).argmax(1).cpu())
         linfs.append(linf_per_sample(x_adv, xb).cpu())

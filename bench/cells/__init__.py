@@ -42,6 +42,7 @@ class CellResult:
 CELL_KINDS: Registry = Registry("cell kind")
 CELL_KINDS.register("train", "bench.cells.train:run_train_cell")
 CELL_KINDS.register("robustness", "bench.cells.robustness:run_robustness_cell")
+CELL_KINDS.register("robustness-shard", "bench.cells.robustness:run_robustness_shard")
 CELL_KINDS.register("extractor", "bench.cells.extractor:run_extractor_cell")
 CELL_KINDS.register("gan", "bench.cells.gan:run_gan_cell")
 CELL_KINDS.register("throughput", "bench.cells.throughput:run_throughput_cell")

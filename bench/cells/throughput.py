@@ -10,7 +10,6 @@ per process (see bench.throughput.peaks).
 from __future__ import annotations
 
 import math
-import platform
 import warnings
 
 import torch
@@ -18,6 +17,7 @@ import torch
 from bench.cells import CellResult, RunEnv
 from bench.cells.common import build_gan, user_classifier
 from bench.models.build import build_classifier
+from bench.provenance import device_name
 from bench.seeding import seeded
 from bench.store import schema as S
 from bench.store.schema import row
@@ -188,15 +188,6 @@ def timing_columns(result: dict, peak: peaks.Peak) -> dict:
         "peak_memory_bytes": result["peak_memory_bytes"],
         "memory_kind": result["memory_kind"],
     }
-
-
-def device_name(device: str) -> str:
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        return torch.cuda.get_device_name(dev)
-    from bench.provenance import cpu_name
-
-    return cpu_name() if dev.type == "cpu" else platform.machine()
 
 
 def _brief(exc: BaseException, lines: int = 3, chars: int = 400) -> str:

@@ -24,9 +24,19 @@ class ImageData:
     y: torch.Tensor  # int64, N
     num_classes: int
     name: str
+    # int64, N: each example's index in the split as its loader reads it (torchvision's
+    # dataset index, the position in the digits or image-folder split), kept through every
+    # subset (`limit_test`, a robustness `limit`, a sample shard). None: 0..N-1.
+    index: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.y)
+
+    @property
+    def indices(self) -> torch.Tensor:
+        import torch
+
+        return torch.arange(len(self.y)) if self.index is None else self.index
 
     @property
     def channels(self) -> int:
@@ -37,7 +47,7 @@ class ImageData:
         return (self.x.shape[2], self.x.shape[3])
 
     def take(self, idx: torch.Tensor) -> "ImageData":
-        return ImageData(self.x[idx], self.y[idx], self.num_classes, self.name)
+        return ImageData(self.x[idx], self.y[idx], self.num_classes, self.name, self.indices[idx])
 
 
 DATASETS: Registry = Registry("dataset kind")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import socket
 import time
 import traceback
 from contextlib import contextmanager
@@ -57,7 +58,8 @@ def torch_threads(n: int | None):
 def _execute(cell: Cell, inputs: dict[str, CellResult], env: RunEnv, attempts: int) -> CellRecord:
     started, t0 = utc_now(), time.perf_counter()
     base = dict(id=cell.id, kind=cell.kind, label=cell.label, config=cell.config.as_dict(),
-                deps=cell.deps, started_utc=started, attempts=attempts)
+                deps=cell.deps, started_utc=started, attempts=attempts,
+                host=socket.gethostname())
     try:
         result = CELL_KINDS.get(cell.kind)(cell.config, inputs, env)
     except (CellFailed, UserError) as exc:

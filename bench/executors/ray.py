@@ -362,7 +362,8 @@ def run_cell_task(cell: Cell, env: RunEnv, log, *dep_records: CellRecord) -> Cel
         if failed is not None:
             return failed
         inputs = {role: as_result(deps[dep]) for role, dep in cell.deps.items()}
-        return execute_cell(cell, inputs, env, attempts=_attempt_number() + 1)
+        record = execute_cell(cell, inputs, env, attempts=_attempt_number() + 1)
+        return dataclasses.replace(record, host=f"{record.host} node {_node_id()[:12]}")
     except KeyboardInterrupt:
         # Cancelled. The interrupt may have landed anywhere, even inside an import, and left
         # a module half-initialised in this process: SystemExit makes Ray retire the worker
@@ -370,6 +371,13 @@ def run_cell_task(cell: Cell, env: RunEnv, log, *dep_records: CellRecord) -> Cel
         raise SystemExit(130) from None
     finally:
         log.ended.remote(cell.id)
+
+
+def _node_id() -> str:
+    """The Ray node this task runs on (several nodes may share one machine)."""
+    import ray
+
+    return str(ray.get_runtime_context().get_node_id())
 
 
 def _attempt_number() -> int:

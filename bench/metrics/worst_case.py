@@ -55,19 +55,37 @@ def worst_case_table(correctness: pd.DataFrame, *, nested: bool = True) -> pd.Da
     """One `attack = "worst_case"` row per (GROUP_KEYS present, ε) from a correctness table
     (bench.store.correctness), possibly concatenated from several cells and runs. `nested`:
     successes at a smaller ε of the same group count at larger ones."""
+    return pd.DataFrame([{**ident, "attack": WORST_CASE, "epsilon": eps,
+                          **worst_case(clean, adv), "clean_disagreements": disagree}
+                         for ident, eps, clean, adv, disagree in _groups(correctness, nested)])
+
+
+def worst_case_examples(correctness: pd.DataFrame, *, nested: bool = True) -> pd.DataFrame:
+    """The worst case example by example: one row per (GROUP_KEYS present, ε, position of
+    the example in its evaluated subset), with `clean_correct`, `adv_correct` (survived every
+    attack) and `robust` (both). Its mean per group and ε is worst_case_table's robust_acc."""
+    parts = []
+    for ident, eps, clean, adv, _ in _groups(correctness, nested):
+        survived = np.logical_and.reduce(list(adv.values()))
+        parts.append(pd.DataFrame({**ident, "attack": WORST_CASE, "epsilon": eps,
+                                   "position": np.arange(len(clean)), "clean_correct": clean,
+                                   "adv_correct": survived, "robust": clean & survived}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def _groups(correctness: pd.DataFrame, nested: bool):
+    """(identity, ε, clean correctness, {attack label: correctness under it}, clean
+    disagreements) for every group of rows on the same examples and every ε."""
     if correctness.empty:
-        return pd.DataFrame()
+        return
     keys = [k for k in GROUP_KEYS if k in correctness.columns]
-    rows = []
     for group, g in correctness.groupby(keys, sort=True, dropna=False):
         ident = dict(zip(keys, group if isinstance(group, tuple) else (group,)))
         clean, advs, disagree = _unpack_group(g, ident)
         for eps in sorted(set(g["epsilon"])):
             chosen = [i for i, e in enumerate(g["epsilon"]) if e == eps or (nested and e < eps)]
             adv = _by_label([advs[i] for i in chosen], [attack_label(g.iloc[i]) for i in chosen])
-            rows.append({**ident, "attack": WORST_CASE, "epsilon": float(eps),
-                         **worst_case(clean, adv), "clean_disagreements": disagree})
-    return pd.DataFrame(rows)
+            yield ident, float(eps), clean, adv, disagree
 
 
 def _unpack_group(g: pd.DataFrame, ident: dict) -> tuple[np.ndarray, list[np.ndarray], int]:

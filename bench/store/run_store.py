@@ -22,6 +22,7 @@ import pandas as pd
 
 from bench.errors import UserError
 from bench.store.atomic import atomic_write_bytes, atomic_write_text
+from bench.store.schema import PARQUET_ONLY
 
 
 @dataclass
@@ -41,6 +42,7 @@ class CellRecord:
     finished_utc: str | None = None
     seconds: float | None = None
     attempts: int = 1
+    host: str | None = None  # where it ran: the machine, and the Ray node on a cluster
 
     @property
     def ok(self) -> bool:
@@ -99,7 +101,8 @@ class RunStore:
             buf = io.BytesIO()
             df.to_parquet(buf, index=False)
             atomic_write_bytes(self.tables_dir / f"{name}.parquet", buf.getvalue())
-            atomic_write_text(self.tables_dir / f"{name}.csv", df.to_csv(index=False))
+            if name not in PARQUET_ONLY:
+                atomic_write_text(self.tables_dir / f"{name}.csv", df.to_csv(index=False))
 
     def read_table(self, name: str) -> pd.DataFrame:
         path = self.tables_dir / f"{name}.parquet"

@@ -9,7 +9,8 @@ round (bench/report/numbers.py).
 from bench.suite.attack_options import SETTING_KEYS
 
 # v1: the cells table's key column was `id`; v2: it is `cell_id`, like every other table's;
-# v3: the robustness table drops `zero_grad_frac` and `eval_mode` (no check read them).
+# v3: the robustness table drops `zero_grad_frac` and `eval_mode` (no check read them);
+# per-example records (`examples`) and sample shards (`shards`) are new tables.
 # Readers of older runs migrate them in memory: bench/store/migrate.py.
 SCHEMA_VERSION = 3
 
@@ -19,6 +20,9 @@ TRAINING = "training"  # per-epoch training history (incl. catastrophic-overfitt
 ROBUSTNESS = "robustness"  # one row per (model, attack and its settings, epsilon, seed)
 ROBUSTNESS_AGG = "robustness_agg"  # mean / std / 95% CI over seeds, worst case included
 CORRECTNESS = "correctness"  # per-example correctness of each robustness row, bit-packed
+EXAMPLE_BLOCKS = "example_blocks"  # journal only: per-example arrays of a cell's examples
+EXAMPLES = "examples"  # derived: one row per example, attack and ε (Parquet only)
+SHARDS = "shards"  # one row per evaluating cell (a sample shard, or an unsharded cell)
 WORST_CASE = "worst_case"  # derived: per-example worst case over attacks (model, seed, ε)
 CHECKS = "checks"  # evaluation sanity checks (Carlini et al. 2019)
 EXTRACTORS = "extractors"  # domain feature extractors used for FID
@@ -28,6 +32,9 @@ THROUGHPUT = "throughput"  # one row per throughput configuration and seed
 THROUGHPUT_AGG = "throughput_agg"
 ERRORS = "errors"  # the traceback of a cell that failed unexpectedly
 
+# Tables written as Parquet alone: one row per example, attack and ε is too many for CSV.
+PARQUET_ONLY = frozenset({EXAMPLES})
+
 CELL_ID = "cell_id"  # added to every record row by the store
 RAN_ALONE = "ran_alone"  # added to every throughput row by the executor: no other cell beside it
 ADDED_BY_RUN = (CELL_ID, RAN_ALONE)  # declared columns that the cells themselves do not set
@@ -36,7 +43,7 @@ ADDED_BY_RUN = (CELL_ID, RAN_ALONE)  # declared columns that the cells themselve
 # (bench/analysis) and named after these: <value>_mean, _std, _ci_low, _ci_high, n_seeds.
 COLUMNS: dict[str, tuple[str, ...]] = {
     CELLS: (CELL_ID, "kind", "label", "status", "reason", "started_utc", "finished_utc",
-            "seconds", "attempts"),
+            "seconds", "attempts", "host"),
     TRAINING: ("model", "arch", "recipe", "dataset", "seed", "epsilon", "data_fingerprint",
                "weights_code_sha256", "epoch", "train_loss", "train_acc", "heldout_clean_acc",
                "heldout_pgd_acc", "catastrophic_overfit", "kept", "seconds"),
@@ -62,6 +69,19 @@ COLUMNS: dict[str, tuple[str, ...]] = {
                   "epsilon", "seed", "data_fingerprint", "checkpoint_sha256",
                   "split_fingerprint", "split_n", "examples", "n", "clean_correct",
                   "adv_correct"),
+    # bench/store/examples.py: one row per (evaluating cell, ε) in the journal; `examples`,
+    # the long table, is built from these rows (bench.analysis.tables).
+    EXAMPLE_BLOCKS: ("model", "dataset", "split", "attack", *SETTING_KEYS, "limit",
+                     "batch_size", "epsilon", "seed", "data_fingerprint", "checkpoint_sha256",
+                     "start", "n", "attack_repr", "attack_params", "alpha_used", "index",
+                     "label", "clean_pred", "adv_pred", "linf", "l2"),
+    # One row per cell that attacked examples: a sample shard, or an unsharded cell (one
+    # shard of all). `seconds` is its clean pass and attack; the whole evaluated subset
+    # (`data_fingerprint`, of `split_n` examples of the split) is the same in every shard.
+    SHARDS: ("model", "dataset", "split", "attack", *SETTING_KEYS, "limit", "batch_size",
+             "seed", "data_fingerprint", "checkpoint_sha256", "split_fingerprint", "split_n",
+             "examples", "shard", "shards", "start", "stop", "n", "n_epsilons", "seconds",
+             "examples_per_s", "device", "device_name", "checkpoint_notes", "output_warning"),
     # bench.checks.verdict.check_row: one verdict of one sanity check. Model-level checks come
     # from the robustness cell (epsilon None: over the model, not one ε), paired checks over
     # per-example correctness and the size check from bench.analysis. `setting` is the attack's

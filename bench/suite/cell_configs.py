@@ -120,10 +120,22 @@ ATTACK_PARAMS: dict[str, type[AttackParams]] = {
 AnyAttackParams = Union[FgsmParams, PgdParams, IterativeParams, SquareParams, AutoAttackParams]
 
 
+class ExampleRange(CellConfig):
+    """The examples a sample shard evaluates: positions [start, stop) of the cell's evaluated
+    examples (the dataset split, or its seeded `limit` subset, in dataset order), always
+    whole batches, so that every batch is the one the unsharded cell attacks."""
+
+    shard: int = Field(ge=0)  # 0-based
+    shards: int = Field(gt=0)
+    start: int = Field(ge=0)
+    stop: int = Field(gt=0)
+
+
 class RobustnessCellConfig(CellConfig):
     # The sanity-check switches (bench.checks) are left out of the JSON form when off, so the
     # ids of cells that run no check stay those published before the checks.
     OMIT_IF_FALSE: ClassVar[frozenset[str]] = frozenset({"model_checks", "convergence"})
+    OMIT_IF_NONE: ClassVar[frozenset[str]] = frozenset({"examples"})
 
     model: str
     source: ModelSource
@@ -139,6 +151,9 @@ class RobustnessCellConfig(CellConfig):
     # plan on one cell per model, seed, split, norm and batch size, not on every attack's.
     model_checks: bool = False
     convergence: bool = False  # pgd only: the PGD convergence check ([[robustness]] key)
+    # A sample shard ("robustness-shard" cells): which of the evaluated examples it attacks.
+    # None: all of them (a "robustness" cell, sharded or not: it merges its shards' records).
+    examples: ExampleRange | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in super().as_dict().items()
@@ -237,6 +252,7 @@ class ThroughputCellConfig(CellConfig):
 CELL_CONFIGS: dict[str, type[CellConfig]] = {
     "train": TrainCellConfig,
     "robustness": RobustnessCellConfig,
+    "robustness-shard": RobustnessCellConfig,
     "extractor": ExtractorCellConfig,
     "gan": GanCellConfig,
     "throughput": ThroughputCellConfig,

@@ -19,6 +19,7 @@ from bench.suite.cell_configs import (
     AttackParams,
     CellConfig,
     DatasetSpec,
+    ExampleRange,
     ExtractorCellConfig,
     GanCellConfig,
     GanTarget,
@@ -31,8 +32,10 @@ from bench.suite.cell_configs import (
     UserSource,
     UserTarget,
 )
+from bench.suite.checkpoints import Checkpoint, expand_checkpoints, resolve_path
 from bench.suite.load import LoadedSuite
 from bench.suite.schema import RobustnessConfig, Suite, TrainConfig
+from bench.suite.shards import example_count, shard_ranges
 
 
 @dataclass(frozen=True)
@@ -60,31 +63,63 @@ class _Plan:
 
 def plan(loaded: LoadedSuite) -> list[Cell]:
     """All cells of the suite, dependencies before dependants, without duplicates."""
-    out = _Plan()
-    plan_robustness(loaded.suite, loaded.path.parent, out)
+    out, user_checkpoints = _Plan(), checkpoints(loaded)
+    plan_robustness(loaded.suite, loaded.path.parent, out, user_checkpoints)
     plan_gans(loaded.suite, loaded.path.parent, out)
-    plan_throughput(loaded.suite, loaded.path.parent, out)
+    plan_throughput(loaded.suite, loaded.path.parent, out, user_checkpoints)
     return list(out.cells.values())
 
 
-def plan_robustness(suite: Suite, base: Path, out: _Plan) -> None:
-    """One robustness cell per (section, model, seed), after its model's train cell. The
-    first cell of each model, seed, split, norm and batch size also runs the model-level
-    sanity checks (they do not depend on the attack; a `limit`ed subset of a split already
-    checked adds nothing)."""
+def checkpoints(loaded: LoadedSuite) -> dict[str, list[Checkpoint]]:
+    """Each user model's checkpoint(s): one, or one per file its glob matches."""
+    base = loaded.path.parent
+    return {name: expand_checkpoints(name, m.checkpoint, base, loaded.path, loaded.text)
+            for name, m in loaded.suite.models.items() if m.checkpoint is not None}
+
+
+def plan_robustness(suite: Suite, base: Path, out: _Plan,
+                    user_checkpoints: dict[str, list[Checkpoint]]) -> None:
+    """One robustness cell per (section, model and checkpoint, seed), after its model's
+    train cell; with `shard_size` or `shards`, its sample shards before it. The first cell
+    of each model, seed, split, norm and batch size also runs the model-level sanity checks
+    (they do not depend on the attack; a `limit`ed subset of a split already checked adds
+    nothing)."""
     checked: set[tuple] = set()
     for rob in suite.robustness:
         for model, seed in itertools.product(rob.models, suite.suite.seeds):
-            deps, source = _model_source(suite, model, seed, base, out)
-            where = (model, seed, rob.split, rob.norm, rob.batch_size)
-            config = RobustnessCellConfig(
-                model=model, source=source,
-                dataset=dataset_spec(suite, suite.models[model].dataset, base),
-                split=rob.split, attack=rob.attack, attack_params=attack_params(rob),
-                epsilons=list(rob.epsilons), batch_size=rob.batch_size, limit=rob.limit,
-                seed=seed, model_checks=where not in checked, convergence=rob.convergence)
-            checked.add(where)
-            out.add(Cell("robustness", config, deps, f"{rob.attack} {model} seed={seed}"))
+            for ckpt in user_checkpoints.get(model, [None]):
+                deps, source = _model_source(suite, model, seed, base, out, ckpt)
+                name = model if ckpt is None else ckpt.model
+                where = (name, seed, rob.split, rob.norm, rob.batch_size)
+                config = RobustnessCellConfig(
+                    model=name, source=source,
+                    dataset=dataset_spec(suite, suite.models[model].dataset, base),
+                    split=rob.split, attack=rob.attack, attack_params=attack_params(rob),
+                    epsilons=list(rob.epsilons), batch_size=rob.batch_size, limit=rob.limit,
+                    seed=seed, model_checks=where not in checked, convergence=rob.convergence)
+                checked.add(where)
+                label = f"{rob.attack} {name} seed={seed}"
+                out.add(Cell("robustness", config, deps | plan_shards(rob, config, deps, label, out),
+                             label))
+
+
+def plan_shards(rob: RobustnessConfig, config: RobustnessCellConfig, deps: dict[str, str],
+                label: str, out: _Plan) -> dict[str, str]:
+    """The sample shards of one robustness cell (none unless the section asks): role -> id.
+    Each attacks whole batches of the evaluated examples and runs no sanity check (the
+    merging cell does, on the same examples as an unsharded cell)."""
+    if rob.shard_size is None and rob.shards is None:
+        return {}
+    n = example_count(config.dataset, config.split, config.limit)
+    ranges = shard_ranges(n, rob.batch_size, shard_size=rob.shard_size, shards=rob.shards)
+    roles = {}
+    for k, (start, stop) in enumerate(ranges):
+        examples = ExampleRange(shard=k, shards=len(ranges), start=start, stop=stop)
+        shard = config.model_copy(update={"examples": examples, "model_checks": False,
+                                          "convergence": False})
+        roles[f"{identity.SHARD_ROLE}{k:05d}"] = out.add(Cell(
+            "robustness-shard", shard, deps, f"{label} shard {k + 1}/{len(ranges)}"))
+    return roles
 
 
 def attack_params(rob: RobustnessConfig) -> AttackParams:
@@ -120,7 +155,8 @@ def plan_gans(suite: Suite, base: Path, out: _Plan) -> None:
             out.add(Cell("gan", config, deps, f"gan {name} seed={seed}"))
 
 
-def plan_throughput(suite: Suite, base: Path, out: _Plan) -> None:
+def plan_throughput(suite: Suite, base: Path, out: _Plan,
+                    user_checkpoints: dict[str, list[Checkpoint]]) -> None:
     """One throughput cell per point of each section's grid (GAN workloads for GANs only)."""
     for tp in suite.throughput:
         targets = [("model", m) for m in tp.models] + [("gan", g) for g in tp.gans]
@@ -129,7 +165,7 @@ def plan_throughput(suite: Suite, base: Path, out: _Plan) -> None:
         for (role, name), workload, bs, precision, cl, compiled, seed in axes:
             if (role == "gan") != workload.startswith("gan-"):
                 continue  # GAN workloads apply to GANs, the others to classifiers
-            target, dataset = _throughput_target(suite, role, name, base)
+            target, dataset = _throughput_target(suite, role, name, base, user_checkpoints)
             config = ThroughputCellConfig(
                 workload=workload, target=target, dataset=dataset_spec(suite, dataset, base),
                 batch_size=bs, precision=precision, channels_last=cl, compile=compiled,
@@ -148,12 +184,13 @@ def dataset_spec(suite: Suite, name: str, base: Path) -> DatasetSpec:
     return DatasetSpec(name=name, **fields)
 
 
-def _model_source(suite: Suite, model: str, seed: int, base: Path,
-                  out: _Plan) -> tuple[dict[str, str], ModelSource]:
-    """(deps, source) for evaluating `model`: a train cell for built-ins, the checkpoint otherwise."""
+def _model_source(suite: Suite, model: str, seed: int, base: Path, out: _Plan,
+                  ckpt: Checkpoint | None = None) -> tuple[dict[str, str], ModelSource]:
+    """(deps, source) for evaluating `model`: a train cell for built-ins, the checkpoint
+    (`ckpt`, one of the model's) otherwise."""
     m = suite.models[model]
     if m.arch is None:
-        checkpoint = resolve_path(m.checkpoint, base)
+        checkpoint = ckpt.path
         return {}, UserSource(factory=m.factory, checkpoint=checkpoint,
                               checkpoint_sha256=_sha256_or_none(checkpoint),
                               normalize=m.normalize)
@@ -163,14 +200,16 @@ def _model_source(suite: Suite, model: str, seed: int, base: Path,
     return {"model": train_id}, TrainedSource(arch=m.arch, normalize=m.normalize)
 
 
-def _throughput_target(suite: Suite, role: str, name: str, base: Path):
+def _throughput_target(suite: Suite, role: str, name: str, base: Path,
+                       user_checkpoints: dict[str, list[Checkpoint]]):
     """(target, dataset name): what a throughput cell times, freshly initialised."""
     if role == "gan":
         g = suite.gans[name]
         return GanTarget(gan=name, arch=g.arch, z_dim=g.z_dim), g.dataset
     m = suite.models[name]
     if m.arch is None:
-        checkpoint = resolve_path(m.checkpoint, base)
+        # The first file of a checkpoint glob: the weights do not change the speed.
+        checkpoint = user_checkpoints[name][0].path
         return UserTarget(model=name, factory=m.factory, checkpoint=checkpoint,
                           checkpoint_sha256=_sha256_or_none(checkpoint),
                           normalize=m.normalize), m.dataset
@@ -182,14 +221,6 @@ def _extractor(requested: str, inception_weights: str | None) -> str:
     if requested == "auto":
         return "inception" if inception_weights else "domain"
     return requested
-
-
-def resolve_path(path: str | None, base: Path) -> str | None:
-    """Paths in a suite are relative to the suite file, as users expect."""
-    if path is None:
-        return None
-    p = Path(path).expanduser()
-    return str(p if p.is_absolute() else (base / p).resolve())
 
 
 def _sha256_or_none(path: str) -> str | None:

@@ -169,7 +169,9 @@ class ModelConfig(Strict):
     arch: str | None = None  # a built-in architecture, trained by bench
     train: TrainConfig | None = None
     factory: ImportPath | None = None  # "pkg.module:callable" returning an nn.Module
-    checkpoint: PathStr | None = None  # a state_dict file, loaded with weights_only=True
+    # A state_dict file, loaded with weights_only=True; or a glob ("weights/*.pt"): one model
+    # per matching file, named "<model>@<file stem>" (bench/suite/checkpoints.py).
+    checkpoint: PathStr | None = None
     normalize: Normalization | None = None
 
     @model_validator(mode="after")
@@ -205,6 +207,11 @@ class RobustnessConfig(Strict):
     # pgd only: also run PGD with CONVERGENCE_FACTOR× the steps and restarts on a subset,
     # and flag when it does better beyond chance (bench.checks.convergence).
     convergence: bool = False
+    # Sample shards (bench/suite/plan.py): the examples of each (model, seed) are cut into
+    # shards of whole batches, each a cell of its own; the merged rows equal the unsharded
+    # ones. At most one of the two.
+    shard_size: Count | None = None  # examples per shard (rounded up to whole batches)
+    shards: Count | None = None  # number of shards (fewer when there are fewer batches)
 
     # Keys an attack does not take are errors (bench.suite.attack_options.ATTACK_KEYS).
     _attack_keys = used_only_with("attack", {
@@ -229,6 +236,22 @@ class RobustnessConfig(Strict):
             raise ValueError(f"loss {loss!r} needs norm = 'linf': torchattacks' L2 PGD (PGDL2) "
                              "has only cross-entropy; use attack = 'apgd-dlr' for DLR in L2")
         return loss
+
+    @field_validator("epsilons")
+    @classmethod
+    def _unique_epsilons(cls, epsilons: list[float]) -> list[float]:
+        repeated = sorted({e for e in epsilons if epsilons.count(e) > 1})
+        if repeated:
+            raise ValueError(f"each ε once: {', '.join(f'{e:g}' for e in repeated)} is listed "
+                             "more than once")
+        return epsilons
+
+    @field_validator("shards")
+    @classmethod
+    def _one_way_to_shard(cls, shards: int | None, info: ValidationInfo) -> int | None:
+        if shards is not None and info.data.get("shard_size") is not None:
+            raise ValueError("set shard_size or shards, not both")
+        return shards
 
     @field_validator("restarts")
     @classmethod

@@ -14,9 +14,10 @@ THROUGHPUT_MEASURED = {"times_s", "median_s", "q1_s", "q3_s", "iqr_s", "achieved
 
 
 def timing_column(name: str) -> bool:
-    """Wall-clock columns, the only ones allowed to differ between executors: start and end
-    times, `seconds`, `eval_seconds`..., rates (`images_per_s`...) and throughput measurements."""
-    return (name in {"started_utc", "finished_utc"} or name.endswith("seconds")
+    """Wall-clock columns, and where a cell ran, the only ones allowed to differ between
+    executors: start and end times, `seconds`, `eval_seconds`..., rates (`images_per_s`...),
+    throughput measurements, and the `host` (machine and Ray node) a cell ran on."""
+    return (name in {"started_utc", "finished_utc", "host"} or name.endswith("seconds")
             or "per_s" in name or name in THROUGHPUT_MEASURED)
 
 
