@@ -13,7 +13,8 @@ from bench.data.files import check_dataset_files
 from bench.errors import SuiteError, UserError
 from bench.registry import check_target
 from bench.suite.load import LoadedSuite
-from bench.suite.plan import Cell, resolve_path
+from bench.suite.checkpoints import expand_checkpoints, resolve_path
+from bench.suite.plan import Cell
 from bench.suite.tomlfile import find_line, key_path
 
 
@@ -32,9 +33,9 @@ def preflight(loaded: LoadedSuite, cells: list[Cell]) -> None:
     for name, m in suite.models.items():
         if m.factory is None:
             continue
-        checkpoint = resolve_path(m.checkpoint, path.parent)
-        _require_file(loaded, ("models", name, "checkpoint"), checkpoint,
-                      "a state_dict saved with torch.save")
+        for ckpt in expand_checkpoints(name, m.checkpoint, path.parent, path, text):
+            _require_file(loaded, ("models", name, "checkpoint"), ckpt.path,
+                          "a state_dict saved with torch.save")
         try:
             check_target(m.factory)
         except UserError as exc:
