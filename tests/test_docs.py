@@ -144,6 +144,13 @@ def read_page(path: Path) -> Page:
             page.blocks.append(Block(path, number, fence.group(2).lower(),
                                      "\n".join(lines[i + 1:end]) + "\n", marker))
             marker, i = None, end
+        elif line.startswith("    ") and i > 0 and not lines[i - 1].strip():
+            end = i  # an indented code block: shell lines, as a fenced block without a language
+            while end < len(lines) and (lines[end].startswith("    ") or not lines[end].strip()):
+                end += 1
+            page.blocks.append(Block(path, number, "", "\n".join(
+                t[4:] for t in lines[i:end]) + "\n", marker))
+            marker, i = None, end - 1
         elif line.startswith("|") and i + 1 < len(lines) and re.match(r"^\|[\s:|-]+\|$", lines[i + 1].strip()):
             end = i + 2
             while end < len(lines) and lines[end].startswith("|"):
