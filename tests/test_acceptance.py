@@ -1,6 +1,6 @@
 """Acceptance numbers on the shipped suites (slow: minutes). Run with `pytest -m slow`.
 
-These are the figures quoted in the README's results section.
+These are the figures quoted in docs/results.md (its robustness and generative sections).
 """
 
 from pathlib import Path

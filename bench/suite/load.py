@@ -108,7 +108,7 @@ def _written_loc(raw: dict, err: dict) -> tuple:
 def _describe(err: dict) -> str:
     kind, msg = err["type"], err["msg"]
     if kind == "extra_forbidden":
-        return "unknown key (check the spelling; see suites/README.md for the keys)"
+        return "unknown key (check the spelling; see docs/suites.md for the keys)"
     if kind == "missing":
         return "required key is missing"
     msg = re.sub(r"^(Value error|Assertion failed), ", "", msg)

@@ -1,6 +1,7 @@
 """The suite file's schema: pydantic models that reject unknown keys and wrong types.
 
-Key names here are the contract users write against; `suites/README.md` documents them.
+Key names here are the contract users write against; `docs/suites.md` documents them
+(tests/test_docs.py holds its key tables to these models).
 """
 
 from __future__ import annotations
@@ -273,7 +274,7 @@ class GanConfig(Strict):
         default_factory=lambda: list(defaults.GAN_METRICS), min_length=1)
     num_samples: Annotated[int, Field(gt=1, le=INT32_MAX)] = defaults.GAN_NUM_SAMPLES
     feature_extractor: Literal["auto", "domain", "inception"] = "auto"
-    lr: Positive | None = None  # G and D; the paper's if unset (suites/README.md)
+    lr: Positive | None = None  # G and D; the paper's if unset (docs/generative.md)
     lr_d: Positive | None = None  # D only (TTUR); default: lr, else the paper's
     betas: Annotated[list[Beta], Field(min_length=2, max_length=2)] | None = None  # Adam (β1, β2)
     n_critic: Count | None = None  # D updates per G update; the paper's if unset

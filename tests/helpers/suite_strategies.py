@@ -41,7 +41,7 @@ NASTY_STRINGS = ["", " ", "\x00", "a\x00b", "ε", "8/255", "1/0", "0/0", "...", 
                  "a\nb", "\u2028", "x" * 300, "inf", "true", "[", "cuda:١"]
 NASTY_PATHS = ["\x00", "a\x00b", "", " ", "~nosuchuser_bench_fuzz/x", "nowhere", "x" * 300,
                "x/" * 3000, "ε/ü", "a\nb", "./missing.pt"]
-PATH_KEYS = {"root", "checkpoint", "inception_weights"}  # suites/README.md: "Paths in a suite"
+PATH_KEYS = {"root", "checkpoint", "inception_weights"}  # docs/suites.md: "Paths"
 IMPORT_PATHS = ["zz_fuzz_missing:f", "zz_fuzz.mod:f", "json:loads", "json:no_such_attr",
                 ".rel:x", "a..b:c", ":x", "x:", "json", "os.path:join"]
 

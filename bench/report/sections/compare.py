@@ -17,8 +17,7 @@ def sections(run, baseline) -> list[Section]:
                    "counts when it is beyond the metric's tolerance and, where seeds show noise, "
                    "significant by a margin t-test (paired by seed) or a worst-seed test; with one "
                    "sample a side or no spread the tolerance alone decides (\"deterministic\"). "
-                   "`mde` is the smallest change the gate would catch. See README, "
-                   "\"Regression checks\".")]
+                   "`mde` is the smallest change the gate would catch. See docs/compare.md.")]
     blocks.append(Text("\n".join(f"- {line}" for line in header_lines(c))))
     blocks += [Warning_(f"machine: {note}") for note in c.machine_notes]
     blocks += [Warning_(line) for line in footer_lines(c)

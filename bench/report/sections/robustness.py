@@ -24,7 +24,7 @@ from bench.suite.attack_options import SETTING_KEYS
 # Colour by model; within a model, each setting its own line style and marker.
 LINE_STYLES = ["-", "--", ":", "-."]
 MARKERS = ["o", "s", "^", "v", "D", "x", "P"]
-# Settings left out of a label at their default (the suite README documents them); `steps`
+# Settings left out of a label at their default (docs/suites.md documents them); `steps`
 # is always shown: "pgd(steps=10)" is the PGD-10 of the papers.
 LABEL_DEFAULTS = {"norm": defaults.NORM, "random_start": True, "restarts": defaults.RESTARTS,
                   "loss": defaults.PGD_LOSS, "version": defaults.AUTOATTACK_VERSION,
