@@ -296,3 +296,26 @@ def test_examples_are_stored_compactly():
     assert sum(len(str(v)) for v in row.values()) < 150_000
     for k, v in arrays.items():
         assert np.array_equal(unpack_array(row[k]), v) and unpack_array(row[k]).dtype == v.dtype
+
+
+def test_compare_names_the_examples_a_candidate_lost(runs, tmp_path, capsys):
+    from tests.helpers.runs import copy_run, edit_table
+
+    cand = copy_run(Path(runs["size50"]), tmp_path / "cand")
+    flipped = {}
+
+    def lose_three(df: pd.DataFrame) -> pd.DataFrame:
+        pgd = df.index[(df["attack"] == "pgd") & (df["epsilon"] == 0.1) & df["robust"]][:3]
+        flipped["examples"] = sorted(df.loc[pgd, "example"].astype(int))
+        df.loc[pgd, "robust"] = False
+        return df
+
+    edit_table(cand, S.EXAMPLES, lose_three)
+    code = main(["compare", str(runs["plain"]), str(cand)])
+    out = capsys.readouterr().out
+    assert code == 0  # not a verdict: the accuracies themselves did not change
+    line = next(ln for ln in out.splitlines() if "lost, 0 gained since the baseline" in ln)
+    assert line.strip().startswith("examples: 3 of 200 lost") and "attack=pgd" in line
+    assert line.endswith(", ".join(map(str, flipped["examples"])))
+    main(["compare", str(runs["plain"]), str(runs["three"])])  # sharded the other way
+    assert "lost, " not in capsys.readouterr().out  # identical examples: nothing moved

@@ -23,6 +23,7 @@ from typing import TextIO
 
 import numpy as np
 
+from bench.compare.examples import example_changes
 from bench.compare.machine import machine_diff
 from bench.compare.match import Samples, collect_samples, match_cells
 from bench.compare.result import Comparison, FailedCell, MetricRow
@@ -73,7 +74,8 @@ def compare_runs(baseline: str | Path, candidate: str | Path, *, rules: str | Pa
         incomplete=[_incomplete(side, run) for side, run in (("baseline", base),
                                                              ("candidate", cand))
                     if run.manifest.get("status") != "complete"],
-        missing_groups=missing, allow_missing=allow_missing)
+        missing_groups=missing, allow_missing=allow_missing,
+        example_changes=example_changes(base, cand))
 
 
 def _judge(s: Samples, ruleset: RuleSet, labels: dict[str, str], cross_device: bool,

@@ -8,7 +8,7 @@ import math
 
 import pandas as pd
 
-from bench.compare.result import Comparison, MetricRow
+from bench.compare.result import Comparison, MetricRow, config_text
 from bench.compare.stats import REGRESSED
 from bench.display import format_number
 from bench.errors import UserError
@@ -66,6 +66,7 @@ def footer_lines(c: Comparison) -> list[str]:
         lines.append(f"... and {len(missing) - MAX_LISTED} more missing (all are in --format json)")
     if c.nothing_compared:
         lines.append("NOTHING COMPARED: no metric is in both runs, so nothing can be vouched for")
+    lines += example_lines(c)
     for r in c.regressions:
         cells = ", ".join(f"{i} ({label})" for i, label in zip(r.cells, r.labels))
         lines.append(f"REGRESSED {r.metric} [{r.table} {r.config_text()}]: "
@@ -76,6 +77,19 @@ def footer_lines(c: Comparison) -> list[str]:
         counts[r.verdict] = counts.get(r.verdict, 0) + 1
     summary = ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) or "no metrics compared"
     lines.append(f"result: {summary}; exit {c.exit_code}")
+    return lines
+
+
+def example_lines(c: Comparison) -> list[str]:
+    """The evaluations whose examples moved, most examples lost first (not a verdict)."""
+    moved = sorted((e for e in c.example_changes if e.lost or e.gained),
+                   key=lambda e: (-e.lost, -e.gained))
+    lines = [f"examples: {e.lost} of {e.n} lost, {e.gained} gained since the baseline "
+             f"[{config_text(e.key)}]; lost: {', '.join(map(str, e.lost_examples[:MAX_LISTED]))}"
+             f"{' ...' if e.lost > MAX_LISTED else ''}" for e in moved[:MAX_LISTED]]
+    if len(moved) > MAX_LISTED:
+        lines.append(f"... and {len(moved) - MAX_LISTED} more evaluations whose examples moved "
+                     "(all are in --format json)")
     return lines
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from bench.compare.examples import ExampleChange
 from bench.compare.match import MissingGroup
 from bench.compare.stats import REGRESSED
 
@@ -65,6 +66,8 @@ class Comparison:
     incomplete: list[str] = field(default_factory=list)  # runs that did not finish every cell
     missing_groups: list[MissingGroup] = field(default_factory=list)  # baseline-only metrics
     allow_missing: bool = False  # the user accepts missing cells and metrics (--allow-missing)
+    # Per evaluation, the examples robust on one side only (not a verdict: bench.compare.examples)
+    example_changes: list[ExampleChange] = field(default_factory=list)
 
     @property
     def regressions(self) -> list[MetricRow]:

@@ -6,6 +6,7 @@ _ORDER = [
     "bench.report.sections.checks:alerts",  # failed sanity checks come first
     "bench.report.sections.summary:sections",
     "bench.report.sections.robustness:sections",
+    "bench.report.sections.cost:sections",
     "bench.report.sections.checks:sections",
     "bench.report.sections.training:sections",
     "bench.report.sections.gan:sections",
