@@ -38,6 +38,7 @@ from bench.attacks import (
     linf_per_sample,
     logits_and_input_gradient,
 )
+from bench.transfer import to_device
 
 # Images per adversarial forward on the CPU: as many as keep the model's largest activation
 # within FORWARD_BYTES, clipped to [MIN_FORWARD, CPU_MAX_FORWARD]. Measured on one thread,
@@ -119,7 +120,7 @@ def batch_sweep(model: nn.Module, xb: torch.Tensor, logits: torch.Tensor, step: 
     piece = -(-len(xb) // -(-len(xb) // chunk))  # equal pieces of at most `chunk` images
     for first in range(0, len(todo), per_forward):
         group = todo[first:first + per_forward]
-        eps_t = torch.tensor([eps[i] for i in group], dtype=xb.dtype, device=xb.device)
+        eps_t = to_device(torch.tensor([eps[i] for i in group], dtype=xb.dtype), xb.device)
         eps_t = eps_t.view(-1, *[1] * xb.dim())
         pieces = [_adversarial_forward(model, xb[s:s + piece], step[s:s + piece], eps_t)
                   for s in range(0, len(xb), piece)]

@@ -20,6 +20,7 @@ from bench import defaults
 from bench.gans.ema import GeneratorEMA
 from bench.gans.layers import build_generator
 from bench.seeding import seeded
+from bench.transfer import to_device
 
 
 @dataclass(frozen=True)
@@ -227,14 +228,6 @@ def frozen(module: nn.Module) -> Iterator[None]:
     finally:
         for p, flag in zip(module.parameters(), flags):
             p.requires_grad_(flag)
-
-
-def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """A CPU tensor on `device`. To CUDA through pinned memory, without blocking: a copy from
-    pageable memory makes the host wait for the device (a sync per step)."""
-    if device.type != "cuda":
-        return t.to(device)
-    return t.pin_memory().to(device, non_blocking=True)
 
 
 def _pair(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:

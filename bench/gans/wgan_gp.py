@@ -15,8 +15,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bench.gans.base import GAN, Recipe, to_device
+from bench.gans.base import GAN, Recipe
 from bench.gans.layers import build_discriminator
+from bench.transfer import to_device
 
 GP_WEIGHT = 10.0
 
