@@ -374,6 +374,10 @@ def gan_part(p: Pass, section: dict) -> None:
             "metrics": ["fid"], **p.sizes.gan_overrides})
         record = execute_cell(Cell("gan", config, dcgan.deps, dcgan.label), inputs, env)
         rows.append(gan_row(config, record, S.GAN))
+    failed = [f"amp = {str(r['amp_asked']).lower()}: {r['reason']}" for r in rows
+              if r["status"] != "ok"]
+    if failed:  # a result (e.g. AMP diverged), kept with its rows; the pass says so
+        section.update(status="failed", reason="; ".join(failed))
 
 
 def gan_row(config, record, table: str) -> dict:
