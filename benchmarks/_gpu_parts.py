@@ -155,7 +155,8 @@ def peaks_part(p: Pass, section: dict) -> None:
     for precision in MATMUL_PRECISIONS:
         peak = measured_matmul_peak(p.device, precision, p.sizes.peak_matmuls)
         p.peaks[precision] = peak
-        sheet = gpu_peak(name, "fp32" if precision == "tf32" else precision) if cuda else None
+        # The datasheet table has no TF32 column (bench's fp32 rows are non-TF32 matmuls).
+        sheet = gpu_peak(name, precision) if cuda and precision != "tf32" else None
         rows.append({"precision": precision, "tflops": peak.tflops, "source": peak.source,
                      "datasheet_tflops": sheet.tflops if sheet else None,
                      "datasheet_source": sheet.source if sheet else None})
