@@ -19,6 +19,9 @@ RAY_MAX_RETRIES = 3
 # (lost node, resources taken by another job); then its cell fails with that reason.
 RAY_SCHEDULE_TIMEOUT = 300.0
 EXECUTOR = "local"
+# Deterministic kernels for every cell (bench/executors/deterministic.py): off by default, as
+# in torch, because some CUDA kernels it excludes are faster and a few ops have none.
+DETERMINISTIC = False
 
 DIGITS_TEST_FRACTION = 0.25
 TRAIN_EPOCHS = 10

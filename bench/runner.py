@@ -68,7 +68,7 @@ def run_suite(suite_path: str | Path, *, results_dir: str | Path = defaults.RESU
     env = RunEnv(device=device, artifacts_dir=store.artifacts_dir, progress=progress,
                  cache_dir=Path(cache_dir) if cache_dir else results_dir / defaults.CACHE_SUBDIR,
                  threads=os.cpu_count() or 1 if threads == "all" else threads, code=code,
-                 reuse_other_code=reuse_other_code)
+                 reuse_other_code=reuse_other_code, deterministic=meta.deterministic)
     runner.prepare(cells, env.device, env.threads)  # refuses what cannot run: no folder yet
     with RunLock(run_dir):
         return _run_locked(loaded, cells, store, runner, executor_name, env, report)
@@ -80,6 +80,7 @@ def _run_locked(loaded: LoadedSuite, cells: list[Cell], store: RunStore, runner,
     done = {i: r for i, r in store.read_cells().items() if i in planned and _reusable(r)}
     manifest = _start_manifest(store, loaded, cells, executor_name, env, done)
     manifest["cell_threads"] = env.threads
+    manifest["deterministic"] = env.deterministic
     manifest["sessions"][-1].update(runner.describe())  # e.g. the local executor's workers
     store.write_manifest(manifest)
     session = len(manifest["sessions"]) - 1

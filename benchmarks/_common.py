@@ -18,28 +18,39 @@ import torch
 
 
 def alternate(contenders: dict[str, Callable[[], object]], rounds: int, warmup: int = 1,
-              progress: bool = True) -> dict[str, list[float]]:
-    """Seconds per call of each contender over `rounds` rounds, after `warmup` untimed rounds."""
-    return alternate_clocks(contenders, rounds, warmup, progress)["wall"]
+              progress: bool = True, sync: Callable[[], object] | None = None,
+              stop: Callable[[], bool] | None = None) -> dict[str, list[float]]:
+    """Seconds per call of each contender over `rounds` rounds, after `warmup` untimed rounds.
+    `sync` (e.g. torch.cuda.synchronize) runs after each call, inside its time: on an
+    asynchronous device a call's work is done only then. `stop`, asked before every round,
+    ends the timing early by returning True (the rounds done so far are returned)."""
+    return alternate_clocks(contenders, rounds, warmup, progress, sync=sync, stop=stop)["wall"]
 
 
 def alternate_clocks(contenders: dict[str, Callable[[], object]], rounds: int, warmup: int = 1,
-                     progress: bool = True, clocks: dict[str, Callable[[], float]] | None = None
+                     progress: bool = True, clocks: dict[str, Callable[[], float]] | None = None,
+                     sync: Callable[[], object] | None = None,
+                     stop: Callable[[], bool] | None = None
                      ) -> dict[str, dict[str, list[float]]]:
     """`alternate`, read on several clocks at once: {clock: {contender: seconds per call}}.
     By default wall time (perf_counter) only; `time.process_time` adds this process's CPU
     time, which other processes' load disturbs far less on a shared machine."""
     clocks = clocks or {"wall": time.perf_counter}
+    sync = sync or (lambda: None)
     names = list(contenders)
     for _ in range(warmup):
         for name in names:
             contenders[name]()
+            sync()
     times = {c: {name: [] for name in names} for c in clocks}
     for r in range(rounds):
+        if stop is not None and stop():
+            break
         order = names[r % len(names):] + names[:r % len(names)]
         for name in order:
             start = {c: clock() for c, clock in clocks.items()}
             contenders[name]()
+            sync()
             for c, clock in clocks.items():
                 times[c][name].append(clock() - start[c])
         if progress:

@@ -28,13 +28,16 @@ class Shape:
     notes: list[str] = field(default_factory=list)
 
 
-def build_shape(name: str, images: int) -> Shape:
-    """`images` test images and a model in eval mode:
+def build_shape(name: str, images: int, device: str | torch.device = "cpu",
+                train_images: int = 10_000, side: int | None = None) -> Shape:
+    """`images` test images and a model in eval mode, both on `device`:
 
     lenet      the PyTorch FGSM tutorial's LeNet (benchmarks/_models.py) on 1×28×28,
-               trained 2 epochs on 10,000 images
+               trained 2 epochs on `train_images` images (on `device`)
     small-cnn  bench's small CNN (bench.models.small_cnn) on 1×8×8, trained 2 epochs
     resnet18   bench's CIFAR ResNet-18 (bench.models.resnet) on 3×32×32, untrained
+
+    `side` changes the image side (tests run the ResNet on 3×8×8: its stem takes any size).
     """
     from bench.models.build import build_classifier
     from benchmarks._models import TutorialLeNet
@@ -42,25 +45,31 @@ def build_shape(name: str, images: int) -> Shape:
     t0 = time.perf_counter()
     torch.manual_seed(0)
     if name == "lenet":
-        x_train, y_train = upsampled_digits(10_000, split="train", seed=1)
-        x, y = upsampled_digits(images, split="test", seed=2)
-        model = train_briefly(TutorialLeNet(), x_train, y_train, epochs=2, batch_size=64)
-        shape = Shape(name, f"tutorial LeNet, {images} × 1×28×28", model, x, y, True)
+        x_train, y_train = upsampled_digits(train_images, size=side or 28, split="train", seed=1)
+        x, y = upsampled_digits(images, size=side or 28, split="test", seed=2)
+        model = train_briefly(TutorialLeNet().to(device), x_train.to(device), y_train.to(device),
+                              epochs=2, batch_size=64)
+        shape = Shape(name, f"tutorial LeNet, {images} × 1×{side or 28}×{side or 28}", model,
+                      x, y, True)
     elif name == "small-cnn":
-        x_train, y_train = upsampled_digits(10_000, size=8, split="train", seed=1, max_shift=1)
-        x, y = upsampled_digits(images, size=8, split="test", seed=2, max_shift=1)
-        model = build_classifier("small-cnn", None, (1, 8, 8), 10)
-        model = train_briefly(model, x_train, y_train, epochs=2)
-        shape = Shape(name, f"bench small-cnn, {images} × 1×8×8", model, x, y, False)
+        x_train, y_train = upsampled_digits(train_images, size=side or 8, split="train", seed=1,
+                                            max_shift=1)
+        x, y = upsampled_digits(images, size=side or 8, split="test", seed=2, max_shift=1)
+        model = build_classifier("small-cnn", None, (1, side or 8, side or 8), 10).to(device)
+        model = train_briefly(model, x_train.to(device), y_train.to(device), epochs=2)
+        shape = Shape(name, f"bench small-cnn, {images} × 1×{side or 8}×{side or 8}", model,
+                      x, y, False)
     elif name == "resnet18":
-        x, y = upsampled_digits(images, size=32, split="test", seed=2)
+        x, y = upsampled_digits(images, size=side or 32, split="test", seed=2)
         x = x.repeat(1, 3, 1, 1).contiguous()
-        model = build_classifier("resnet18", None, (3, 32, 32), 10)
-        shape = Shape(name, f"bench resnet18 (CIFAR stem), {images} × 3×32×32", model, x, y,
+        model = build_classifier("resnet18", None, (3, side or 32, side or 32), 10)
+        shape = Shape(name, f"bench resnet18 (CIFAR stem), {images} × 3×{side or 32}×"
+                      f"{side or 32}", model, x, y,
                       False, ["untrained: chance-level accuracies; its time does not depend "
                               "on its weights, and training it here would take an hour"])
     else:
         raise SystemExit(f"unknown shape {name!r}; expected one of {', '.join(SHAPES)}")
+    shape.model, shape.x, shape.y = shape.model.to(device), shape.x.to(device), shape.y.to(device)
     shape.model.eval()
     with torch.no_grad():
         clean = torch.cat([shape.model(xb).argmax(1) for xb in shape.x.split(512)])

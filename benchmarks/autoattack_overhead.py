@@ -67,7 +67,7 @@ def bench_side(model, x, y, eps, batch_size):
     from bench.attacks.autoattack import autoattack_sweep
 
     def run():
-        (res,) = autoattack_sweep(model, x, y, [eps], batch_size, "cpu", seed=SEED)
+        (res,) = autoattack_sweep(model, x, y, [eps], batch_size, x.device, seed=SEED)
         return res.adv_pred
     return run
 
@@ -83,7 +83,7 @@ def direct_side(model, x, y, eps, batch_size):
             adv = attack(x[start:start + batch_size], y[start:start + batch_size])
             with torch.inference_mode():
                 preds.append(model(adv).argmax(1))
-        return torch.cat(preds)
+        return torch.cat(preds).cpu()  # where bench's predictions come back
     return run
 
 

@@ -63,11 +63,11 @@ Correct = list[torch.Tensor]  # per ε, a bool mask over the images
 
 # --- the contenders ------------------------------------------------------------------------
 
-def naive_sweep(model, x, y, batch_size) -> Correct:
+def naive_sweep(model, x, y, batch_size, epsilons=EPSILONS) -> Correct:
     import torchattacks
 
     out = []
-    for eps in EPSILONS:
+    for eps in epsilons:
         attack = torchattacks.FGSM(model, eps=eps)
         correct = []
         for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
@@ -78,26 +78,27 @@ def naive_sweep(model, x, y, batch_size) -> Correct:
     return out
 
 
-def plain_sweep(model, x, y, batch_size) -> Correct:
+def plain_sweep(model, x, y, batch_size, epsilons=EPSILONS) -> Correct:
     """The plain shared-gradient loop: what a user writes once they see that sign(∇) does not
     depend on ε."""
-    correct = [[] for _ in EPSILONS]
+    correct = [[] for _ in epsilons]
     for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
         xr = xb.clone().requires_grad_(True)
         loss = F.cross_entropy(model(xr), yb)
         (grad,) = torch.autograd.grad(loss, xr)
         step = grad.sign()
         with torch.no_grad():
-            for i, eps in enumerate(EPSILONS):
+            for i, eps in enumerate(epsilons):
                 adv = torch.clamp(xb + eps * step, 0, 1)
                 correct[i].append(model(adv).argmax(1) == yb)
     return [torch.cat(c) for c in correct]
 
 
-def bench_sweep(model, x, y, batch_size) -> Correct:
+def bench_sweep(model, x, y, batch_size, epsilons=EPSILONS) -> Correct:
+    """On `x`'s device, as a robustness cell runs it (its results come back on the CPU)."""
     from bench.attacks.fgsm import fgsm_sweep
 
-    return [r.adv_pred == y for r in fgsm_sweep(model, x, y, EPSILONS, batch_size, "cpu")]
+    return [r.adv_correct for r in fgsm_sweep(model, x, y, epsilons, batch_size, x.device)]
 
 
 def tutorial_sweep(model, x, y, nll: bool) -> Correct:

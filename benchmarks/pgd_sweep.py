@@ -8,10 +8,12 @@ Contenders, on the same model and images, 7 ε (the FGSM tutorial's list), 10 st
 
   naive  for each ε a fresh torchattacks.PGD, the global RNG seeded, called batch by batch,
          then a no-grad forward for the predictions
+  plain  the same PGD written out by hand (`plain_pgd`, the loop of torchattacks.PGD.forward),
+         the global RNG seeded the same way
   bench  bench.attacks.pgd.pgd_sweep, as a robustness cell calls it: the same attacks, plus the
          zero-gradient hint at the clean inputs (its first examples only)
 
-Both give identical predictions (checked and printed). Shapes and data: benchmarks/_shapes.py.
+All give identical predictions (checked and printed). Shapes and data: benchmarks/_shapes.py.
 """
 
 from __future__ import annotations
@@ -32,17 +34,17 @@ STEPS, SEED = 10, 0
 IMAGES = {"lenet": 1024, "small-cnn": 1024, "resnet18": 32}
 
 
-def naive_pgd(model, x, y, batch_size) -> list[torch.Tensor]:
+def naive_pgd(model, x, y, batch_size, epsilons=EPSILONS, steps=STEPS) -> list[torch.Tensor]:
     import torchattacks
 
     from bench.attacks.pgd import default_alpha
 
     out = []
-    for eps in EPSILONS:
+    for eps in epsilons:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(SEED)
-            attack = torchattacks.PGD(model, eps=eps, alpha=default_alpha(eps, STEPS),
-                                      steps=STEPS, random_start=True)
+            attack = torchattacks.PGD(model, eps=eps, alpha=default_alpha(eps, steps),
+                                      steps=steps, random_start=True)
             preds = []
             for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
                 adv = attack(xb, yb)
@@ -52,22 +54,55 @@ def naive_pgd(model, x, y, batch_size) -> list[torch.Tensor]:
     return out
 
 
-def bench_pgd(model, x, y, batch_size) -> list[torch.Tensor]:
+def plain_pgd(model, x, y, batch_size, epsilons=EPSILONS, steps=STEPS) -> list[torch.Tensor]:
+    """L∞ PGD by hand: random start in the ε-ball, then `steps` signed-gradient steps of α
+    projected back onto the ball and [0, 1] (the operations of torchattacks.PGD, in order)."""
+    import torch.nn.functional as F
+
+    from bench.attacks.pgd import default_alpha
+
+    out = []
+    for eps in epsilons:
+        alpha = default_alpha(eps, steps)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(SEED)
+            preds = []
+            for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
+                adv = torch.clamp(xb + torch.empty_like(xb).uniform_(-eps, eps), 0, 1)
+                for _ in range(steps):
+                    adv.requires_grad_(True)
+                    (grad,) = torch.autograd.grad(F.cross_entropy(model(adv), yb), adv)
+                    adv = adv.detach() + alpha * grad.sign()
+                    adv = torch.clamp(xb + torch.clamp(adv - xb, -eps, eps), 0, 1)
+                with torch.no_grad():
+                    preds.append(model(adv).argmax(1))
+        out.append(torch.cat(preds))
+    return out
+
+
+def bench_pgd(model, x, y, batch_size, epsilons=EPSILONS, steps=STEPS) -> list[torch.Tensor]:
+    """On `x`'s device, as a robustness cell runs it (its results come back on the CPU)."""
     from bench.attacks.pgd import pgd_sweep
 
-    results = pgd_sweep(model, x, y, EPSILONS, batch_size, "cpu", steps=STEPS, seed=SEED)
+    results = pgd_sweep(model, x, y, epsilons, batch_size, x.device, steps=steps, seed=SEED)
     return [r.adv_pred for r in results]
+
+
+CONTENDERS = {"naive": naive_pgd, "plain": plain_pgd, "bench": bench_pgd}
 
 
 def run(shape, batch: int, rounds: int) -> dict:
     print(f"\n=== {shape.title}, batch {batch} ({'; '.join(shape.notes)}); "
           f"load {fmt_load()}", flush=True)
     preds: dict[str, list[torch.Tensor]] = {}
-    runs = {"naive": lambda: preds.__setitem__("naive", naive_pgd(shape.model, shape.x, shape.y, batch)),
-            "bench": lambda: preds.__setitem__("bench", bench_pgd(shape.model, shape.x, shape.y, batch))}
+    runs = {name: (lambda name=name, fn=fn: preds.__setitem__(
+                name, fn(shape.model, shape.x, shape.y, batch)))
+            for name, fn in CONTENDERS.items()}
     times = alternate(runs, rounds=rounds, warmup=0, progress=False)
-    same = all(torch.equal(a, b) for a, b in zip(preds["naive"], preds["bench"]))
+    same = all(torch.equal(a, b) for name in ("plain", "bench")
+               for a, b in zip(preds["naive"], preds[name]))
     row = {"shape": shape.name, "batch": batch, "same": same, **ratio_summary(times["naive"], times["bench"])}
+    print(f"  plain vs naive: {ratio_summary(times['naive'], times['plain'])['median_ratio']:.2f}×")
     for name in ("naive", "bench"):
         row[name] = quartiles(times[name])
         q1, med, q3 = row[name]

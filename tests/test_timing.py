@@ -215,3 +215,27 @@ def test_a_peak_reset_that_does_not_take_falls_back_to_current_rss(tmp_path, mon
     monkeypatch.setattr(memory, "PROC_CLEAR_REFS", tmp_path / "clear_refs")
     assert memory.reset_peak("cpu") == "rss"
     assert memory.read_peak("cpu", "rss") == pytest.approx(memory.current_rss_bytes(), rel=0.05)
+
+
+def test_measured_matmul_peak_is_the_best_size_in_the_precisions_dtype(monkeypatch):
+    calls = []
+
+    def fake(n, repeats, dtype, device):
+        calls.append((n, repeats, dtype, torch.backends.cuda.matmul.allow_tf32))
+        return n / 1000
+
+    monkeypatch.setattr(peaks, "measure_matmul_tflops", fake)
+    before = torch.backends.cuda.matmul.allow_tf32
+    peak = peaks.measured_matmul_peak("cpu", "tf32", ((64, 3), (256, 2)))
+    assert peak == peaks.Peak(0.256, "measured:cpu-tf32-matmul-64/256 (best repeat)")
+    assert calls == [(64, 3, torch.float32, True), (256, 2, torch.float32, True)]
+    assert torch.backends.cuda.matmul.allow_tf32 == before  # put back
+    assert peaks.measured_matmul_peak("cpu", "bf16", ((8, 1),)).tflops == 0.008
+    assert calls[-1][2:] == (torch.bfloat16, before)
+    with pytest.raises(ValueError, match="int8"):
+        peaks.measured_matmul_peak("cpu", "int8")
+
+
+def test_a_real_matmul_peak_is_measured_on_the_cpu():
+    peak = peaks.measured_matmul_peak("cpu", "fp32", ((64, 3),))
+    assert 0 < peak.tflops < 100  # a rate, in TFLOP/s

@@ -29,6 +29,7 @@ class RunEnv:
     artifacts_dir: Path  # this run's artefacts (sample grids, per-run files)
     progress: bool = True  # show tqdm bars for long work inside the cell
     threads: int = 1  # torch intra-op threads for a CPU cell (set by execute_cell)
+    deterministic: bool = False  # [suite] deterministic: deterministic kernels (execute_cell)
     code: dict = field(default_factory=code_identity)  # the bench code running the cells
     reuse_other_code: bool = False  # may cached artefacts of other bench code be reused?
 

@@ -42,8 +42,9 @@ def run_throughput_cell(config: ThroughputCellConfig, inputs: dict[str, CellResu
     return CellResult(records={S.THROUGHPUT: [measure(config, env.device)]})
 
 
-def measure(config: ThroughputCellConfig, device: str) -> dict:
-    """The throughput row for a resolved throughput config on `device`."""
+def measure(config: ThroughputCellConfig, device: str, peak: peaks.Peak | None = None) -> dict:
+    """The throughput row for a resolved throughput config on `device`. MFU is against `peak`
+    when given (benchmarks/gpu_pass.py measures one), else `peaks.peak_for`'s."""
     ident = identity_columns(config, device)
     reason = workloads.precision_unsupported(device, config.precision)
     if reason is not None:
@@ -62,7 +63,8 @@ def measure(config: ThroughputCellConfig, device: str) -> dict:
         return skipped(ident, f"torch.compile failed: {type(exc).__name__}: {_brief(exc)}")
     except UserWarning as exc:
         return skipped(ident, f"{config.precision} autocast is not available here: {exc}")
-    peak = peaks.peak_for(device, ident["device_name"], config.precision, config.peak_tflops)
+    if peak is None:
+        peak = peaks.peak_for(device, ident["device_name"], config.precision, config.peak_tflops)
     return row(S.THROUGHPUT, **ident, **timing_columns(result, peak), skipped=False,
                skip_reason=None)
 

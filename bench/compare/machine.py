@@ -37,6 +37,10 @@ def machine_diff(base_manifest: dict, cand_manifest: dict) -> MachineDiff:
         b, c = _get(base_manifest, path), _get(cand_manifest, path)
         if b != c:
             diffs.append((label, b, c))
+    # Run settings that change kernels, not what a cell is (absent before the key: off).
+    b, c = (bool(m.get("deterministic", False)) for m in (base_manifest, cand_manifest))
+    if b != c:
+        diffs.append(("deterministic kernels", b, c))
     b, c = (_code(m) for m in (base_manifest, cand_manifest))
     if b != c:  # expected when comparing two versions of bench; said so the reader knows
         diffs.append(("bench code", b, c))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bench.cells import CELL_KINDS, CellResult, RunEnv
 from bench.errors import CellFailed, UserError
+from bench.executors.deterministic import deterministic_mode
 from bench.provenance import utc_now
 from bench.store import schema as S
 from bench.store.run_store import CellRecord
@@ -37,7 +38,8 @@ def execute_cell(cell: Cell, inputs: dict[str, CellResult], env: RunEnv, attempt
     still stops the run.
     """
     _test_kill_once(cell)
-    with torch_threads(env.threads if env.device == "cpu" else None):
+    with torch_threads(env.threads if env.device == "cpu" else None), \
+            deterministic_mode(env.deterministic):
         return _execute(cell, inputs, env, attempts)
 
 

@@ -20,6 +20,7 @@ from bench import defaults
 from bench.gans.ema import GeneratorEMA
 from bench.gans.layers import build_generator
 from bench.seeding import seeded
+from bench.transfer import to_device
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ class GAN:
 
     def noise(self, n: int, gen: torch.Generator) -> torch.Tensor:
         # Drawn on the CPU generator so a seed gives the same noise on every device.
-        return torch.randn(n, self.z_dim, generator=gen).to(self.device)
+        return to_device(torch.randn(n, self.z_dim, generator=gen), self.device)
 
     def autocast(self):
         if not self.amp:
@@ -136,22 +137,30 @@ class GAN:
 
     def d_step(self, real: torch.Tensor, gen: torch.Generator) -> float:
         """One discriminator update on `real` (in [-1, 1]) against fresh fakes; returns the loss."""
+        return self.d_update(real, gen).item()
+
+    def g_step(self, batch_size: int, gen: torch.Generator) -> float:
+        """One generator update (the discriminator frozen meanwhile), then the EMA follows."""
+        return self.g_update(batch_size, gen).item()
+
+    # The updates themselves leave the loss on the device: reading it is a host-device sync,
+    # which a timed step (bench.throughput.workloads' gan-step) must not contain.
+    def d_update(self, real: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         with torch.no_grad(), self.autocast():
             fake = self.generator(self.noise(real.shape[0], gen))
         with self.autocast():
             loss = self.d_loss(real, fake.float(), gen)
         self._backward_step(loss, "D")
-        return loss.item()
+        return loss.detach()
 
-    def g_step(self, batch_size: int, gen: torch.Generator) -> float:
-        """One generator update (the discriminator frozen meanwhile), then the EMA follows."""
+    def g_update(self, batch_size: int, gen: torch.Generator) -> torch.Tensor:
         with frozen(self.discriminator):
             with self.autocast():
                 loss = self.g_loss(self.generator(self.noise(batch_size, gen)))
             self._backward_step(loss, "G")
         if self.ema is not None:
             self.ema.update(self.generator)
-        return loss.item()
+        return loss.detach()
 
     def _backward_step(self, loss: torch.Tensor, net: str) -> None:
         opt, scaler = (self.opt_d, self.scaler_d) if net == "D" else (self.opt_g, self.scaler_g)

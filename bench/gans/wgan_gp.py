@@ -17,6 +17,7 @@ from torch import nn
 
 from bench.gans.base import GAN, Recipe
 from bench.gans.layers import build_discriminator
+from bench.transfer import to_device
 
 GP_WEIGHT = 10.0
 
@@ -40,7 +41,7 @@ class WGANGP(GAN):
         A separate critic pass, in float32 outside autocast: the double backward then covers
         only this batch, and the gradients it penalises carry no loss scale.
         """
-        alpha = torch.rand(real.shape[0], 1, 1, 1, generator=gen).to(real.device)
+        alpha = to_device(torch.rand(real.shape[0], 1, 1, 1, generator=gen), real.device)
         with self.full_precision():
             mixed = (alpha * real.float() + (1 - alpha) * fake.float()).requires_grad_(True)
             (grad,) = torch.autograd.grad(self.discriminator(mixed).sum(), mixed, create_graph=True)

@@ -66,6 +66,7 @@ class SuiteMeta(Strict):
     ray_max_retries: NonNegativeCount = defaults.RAY_MAX_RETRIES  # worker deaths
     ray_schedule_timeout: Positive = defaults.RAY_SCHEDULE_TIMEOUT  # seconds unscheduled
     inception_weights: PathStr | None = None  # local torch-fidelity Inception weights file
+    deterministic: bool = defaults.DETERMINISTIC  # deterministic kernels for every cell
 
     @field_validator("seeds")
     @classmethod

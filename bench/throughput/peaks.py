@@ -8,10 +8,15 @@
   (cached per process, thread count and precision), so CPU "MFU" means "fraction of what a big
   matmul of that dtype reaches here". bf16 gets its own peak because CPUs differ wildly in it:
   with AVX512-BF16 it is about twice the fp32 rate, without it a small fraction.
+- Any device, on request (`measured_matmul_peak`): the best rate of large square matmuls in
+  each precision, measured now. benchmarks/gpu_pass.py compares with it, so its GPU MFU is
+  against what this card reaches in this run, not against a datasheet ("tf32": fp32 inputs
+  with TF32 tensor cores allowed, which cuDNN convolutions use by default).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import time
@@ -43,6 +48,9 @@ CPU_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float
 # fits between a busy machine's scheduler preemptions; the large one reaches the full rate
 # where the small one cannot.
 CPU_MATMULS = ((512, 50), (1024, 12))
+# On a GPU: sizes at which cuBLAS reaches its full rate (an H100 needs n >= 4096).
+GPU_MATMULS = ((4096, 20), (8192, 10))
+MATMUL_PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -97,13 +105,39 @@ def _measured_cpu_peak(threads: int, precision: str) -> float:
                for n, repeats in CPU_MATMULS)
 
 
-def measure_matmul_tflops(n: int, repeats: int, dtype: torch.dtype, device: str) -> float:
+def measured_matmul_peak(device: str | torch.device, precision: str,
+                         sizes: tuple[tuple[int, int], ...] | None = None) -> Peak:
+    """The best rate of `sizes` ((n, repeats); default GPU_MATMULS on CUDA, else CPU_MATMULS)
+    square matmuls in `precision` (one of MATMUL_PRECISIONS) on `device`, measured now."""
+    if precision not in MATMUL_PRECISIONS:
+        raise ValueError(f"no matmul peak for precision {precision!r}")
+    dev = torch.device(device)
+    sizes = sizes or (GPU_MATMULS if dev.type == "cuda" else CPU_MATMULS)
+    dtype = CPU_DTYPES["fp32" if precision == "tf32" else precision]
+    with _tf32_matmuls(precision == "tf32"):
+        tflops = max(measure_matmul_tflops(n, repeats, dtype, dev) for n, repeats in sizes)
+    label = "/".join(str(n) for n, _ in sizes)
+    return Peak(tflops, f"measured:{dev.type}-{precision}-matmul-{label} (best repeat)")
+
+
+@contextlib.contextmanager
+def _tf32_matmuls(enabled: bool):
+    previous = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
+
+
+def measure_matmul_tflops(n: int, repeats: int, dtype: torch.dtype,
+                          device: str | torch.device) -> float:
     """Best TFLOP/s over `repeats` n×n @ n×n matmuls (2·n³ FLOPs each), after two warm-ups."""
     from bench.throughput.timing import time_repeats
 
-    gen = torch.Generator().manual_seed(0)
-    a = torch.randn(n, n, generator=gen).to(device=device, dtype=dtype)
-    b = torch.randn(n, n, generator=gen).to(device=device, dtype=dtype)
+    gen = torch.Generator(device=device).manual_seed(0)  # made where they are used
+    a = torch.randn(n, n, generator=gen, device=device).to(dtype)
+    b = torch.randn(n, n, generator=gen, device=device).to(dtype)
     out = torch.empty(n, n, device=device, dtype=dtype)
     times = time_repeats(lambda: torch.mm(a, b, out=out), device, warmup=2, repeats=repeats,
                          clock=time.perf_counter)

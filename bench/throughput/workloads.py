@@ -5,13 +5,21 @@ Workload -> one step:
 - inference:  a forward pass in eval mode under `torch.inference_mode`.
 - train-step: forward, cross-entropy, backward and optimiser step in train mode (the optimiser of
   the model's train recipe), as `bench.training.loop` does per batch.
-- fgsm:       the shared-gradient FGSM sweep (`bench.attacks.fgsm.fgsm_sweep`) on one batch, one ε.
-- pgd:        `bench.attacks.pgd` with `pgd_steps` steps on one batch.
-- gan-step:   one discriminator step and one generator step of the GAN's training API.
+- fgsm:       the shared-gradient FGSM sweep's batch (`bench.attacks.fgsm.fgsm_batch`), one ε,
+              its results left on the device (the sweep copies them to the host per batch).
+- pgd:        `bench.attacks.pgd` with `pgd_steps` steps on one batch (a fresh seed per step).
+- gan-step:   one discriminator and one generator update of the GAN's training API (the
+              losses left on the device; the training loop reads them).
 - gan-sample: a generator forward pass in eval mode under `torch.inference_mode`.
 
 Every workload processes `batch_size` images per step (gan-step: `batch_size` real images
 through D plus `batch_size` generated for G), which is what images/s counts.
+
+No step reads a value back to the host: on CUDA a read (`.item()`, a copy to the CPU, a copy
+from pageable CPU memory) makes the host wait for the device, and the timed region would
+measure the round trip instead of the device's steady state (tests/test_host_sync.py, and
+tests/test_cuda.py on a GPU). The exceptions are fp16 steps with loss scaling, where
+torch's GradScaler reads its inf check once per optimiser step, as a real fp16 loop does.
 
 Precision: "fp32" runs as is; "bf16"/"fp16" run under `torch.autocast` (the GAN's own fp16
 AMP with gradient scaling on CUDA). `precision_unsupported` says when a precision cannot run
@@ -22,6 +30,7 @@ autocast disables itself with only a warning for dtypes it does not support).
 from __future__ import annotations
 
 import contextlib
+import itertools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -123,13 +132,18 @@ def classifier_workload(
             def make(m):
                 return lambda: inference_step(m, x, device=device, precision=precision)
         elif workload == "fgsm":
-            def make(m):
-                return lambda: fgsm_step(m, x, y, epsilon, device=device, precision=precision)
-        else:
-            gen = torch.Generator(device=torch.device(device)).manual_seed(seed)
+            from bench.attacks.fgsm import forward_chunk
+
+            chunk = forward_chunk(model, x[:1], device)
 
             def make(m):
-                return lambda: pgd_step(m, x, y, epsilon, pgd_steps, gen, device=device,
+                return lambda: fgsm_step(m, x, y, epsilon, chunk, device=device,
+                                         precision=precision)
+        else:
+            seeds = itertools.count(seed)  # drawn on the host: no read-back in the step
+
+            def make(m):
+                return lambda: pgd_step(m, x, y, epsilon, pgd_steps, next(seeds), device=device,
                                         precision=precision)
     return Workload(make(net), make(model), images_per_step=int(x.shape[0]))
 
@@ -164,20 +178,20 @@ def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: to
     return loss.detach()
 
 
-def fgsm_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epsilon: float, *, device,
-              precision: str):
-    from bench.attacks.fgsm import fgsm_sweep
+def fgsm_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epsilon: float, chunk: int,
+              *, device, precision: str):
+    from bench.attacks.fgsm import fgsm_batch
 
     with autocast_for(device, precision):
-        return fgsm_sweep(model, x, y, [epsilon])
+        return fgsm_batch(model, x, y, [epsilon], chunk)
 
 
 def pgd_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epsilon: float, steps: int,
-             generator: torch.Generator, *, device, precision: str):
+             seed: int, *, device, precision: str):
     from bench.attacks.pgd import pgd_attack
 
     with autocast_for(device, precision):
-        return pgd_attack(model, x, y, epsilon, steps=steps, generator=generator)
+        return pgd_attack(model, x, y, epsilon, steps=steps, seed=seed)
 
 
 def _grad_scaler(device, precision: str) -> torch.amp.GradScaler | None:
@@ -209,8 +223,8 @@ def gan_workload(workload: str, gan, real: torch.Tensor, *, device, precision: s
         def make(modules):
             def step():
                 with _swapped(gan, modules), outer():
-                    gan.d_step(real, gen)
-                    return gan.g_step(batch_size, gen)
+                    gan.d_update(real, gen)
+                    return gan.g_update(batch_size, gen)
             return step
     else:
         gan.generator.eval()
