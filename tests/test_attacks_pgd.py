@@ -7,16 +7,18 @@ import torchattacks
 
 from bench.attacks.fgsm import fgsm_sweep
 from bench.attacks.pgd import make_pgd, pgd_sweep
+from bench.seeding import block_seed
 
 N, BATCH = 36, 20
 
 
 def reference(model, x, y, attack, seed):
-    """torchattacks on each batch after torch.manual_seed(seed) (PGD draws its random start
-    from the global RNG), predictions as a user would compute them."""
-    torch.manual_seed(seed)
+    """torchattacks on each batch after seeding the global RNG the way bench documents it
+    (PGD draws its random start from it): torch.manual_seed(block_seed(seed, the batch's
+    first position)) before each batch. Predictions as a user would compute them."""
     preds = []
     for start in range(0, len(y), BATCH):
+        torch.manual_seed(block_seed(seed, start))
         adv = attack(x[start:start + BATCH], y[start:start + BATCH])
         with torch.no_grad():
             preds.append(model(adv).argmax(1))
