@@ -16,7 +16,7 @@ import time
 import torch
 from torch import nn
 
-from bench.attacks import ATTACKS, EpsilonResult, attack_mode, predict
+from bench.attacks import EpsilonResult, attack_mode, predict, sweep_for
 from bench.cells import CellResult, RunEnv
 from bench.cells.common import trained_classifier, user_classifier_and_notes
 from bench.checks.model import convergence_rows, model_check_rows
@@ -42,7 +42,7 @@ def run_robustness_cell(config: RobustnessCellConfig, inputs: dict[str, CellResu
     data = split if len(index) == len(split) else split.take(index)
     model, notes = load_model(config, inputs, data)
     warning = output_warning(model, data, config, env.device)
-    sweep = ATTACKS.get(config.attack)
+    sweep = sweep_for(config.attack, config.implementation)
 
     start = time.perf_counter()
     clean_pred = predict(model, data.x, config.batch_size, env.device)
@@ -91,6 +91,7 @@ def setting_columns(config: RobustnessCellConfig) -> dict:
     None is the default rule), the subset size and the batch size."""
     params = config.attack_params
     return {**{key: getattr(params, key, None) for key in SETTING_KEYS},
+            "implementation": config.implementation,
             "limit": config.limit, "batch_size": config.batch_size}
 
 

@@ -23,6 +23,7 @@ from bench.suite.cell_configs import (
     GanCellConfig,
     GanTarget,
     ModelSource,
+    RobustBenchSource,
     RobustnessCellConfig,
     ThroughputCellConfig,
     TrainCellConfig,
@@ -32,7 +33,7 @@ from bench.suite.cell_configs import (
     UserTarget,
 )
 from bench.suite.load import LoadedSuite
-from bench.suite.schema import RobustnessConfig, Suite, TrainConfig
+from bench.suite.schema import ModelConfig, RobustnessConfig, Suite, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,8 @@ def plan_robustness(suite: Suite, base: Path, out: _Plan) -> None:
                 dataset=dataset_spec(suite, suite.models[model].dataset, base),
                 split=rob.split, attack=rob.attack, attack_params=attack_params(rob),
                 epsilons=list(rob.epsilons), batch_size=rob.batch_size, limit=rob.limit,
-                seed=seed, model_checks=where not in checked, convergence=rob.convergence)
+                seed=seed, model_checks=where not in checked, convergence=rob.convergence,
+                implementation=rob.implementation)
             checked.add(where)
             out.add(Cell("robustness", config, deps, f"{rob.attack} {model} seed={seed}"))
 
@@ -152,6 +154,13 @@ def _model_source(suite: Suite, model: str, seed: int, base: Path,
                   out: _Plan) -> tuple[dict[str, str], ModelSource]:
     """(deps, source) for evaluating `model`: a train cell for built-ins, the checkpoint otherwise."""
     m = suite.models[model]
+    if m.robustbench is not None:
+        checkpoint = zoo_checkpoint(m, base)
+        return {}, RobustBenchSource(
+            name=m.robustbench.name, dataset=m.robustbench.dataset,
+            threat_model=m.robustbench.threat_model, checkpoint=checkpoint,
+            checkpoint_sha256=_sha256_or_none(checkpoint), download=m.download,
+            normalize=m.normalize)
     if m.arch is None:
         checkpoint = resolve_path(m.checkpoint, base)
         return {}, UserSource(factory=m.factory, checkpoint=checkpoint,
@@ -161,6 +170,14 @@ def _model_source(suite: Suite, model: str, seed: int, base: Path,
                             normalize=m.normalize, train=m.train or TrainConfig(), seed=seed)
     train_id = out.add(Cell("train", train, {}, f"train {model} seed={seed}"))
     return {"model": train_id}, TrainedSource(arch=m.arch, normalize=m.normalize)
+
+
+def zoo_checkpoint(model: ModelConfig, base: Path) -> str:
+    """Where RobustBench's layout puts a zoo model's weights: MODEL_DIR/DATASET/THREAT_MODEL/
+    NAME.pt (robustbench.utils.load_model), MODEL_DIR relative to the suite file."""
+    zoo = model.robustbench
+    folder = Path(resolve_path(model.model_dir, base))
+    return str(folder / zoo.dataset / zoo.threat_model / f"{zoo.name}.pt")
 
 
 def _throughput_target(suite: Suite, role: str, name: str, base: Path):
