@@ -18,7 +18,11 @@ from torch import nn
 
 from bench.attacks import EpsilonResult, attack_mode, predict, sweep_for
 from bench.cells import CellResult, RunEnv
-from bench.cells.common import trained_classifier, user_classifier_and_notes
+from bench.cells.common import (
+    trained_classifier,
+    user_classifier_and_notes,
+    zoo_classifier_and_notes,
+)
 from bench.checks.model import convergence_rows, model_check_rows
 from bench.data import ImageData, load_dataset, subset_indices
 from bench.errors import CellFailed
@@ -30,7 +34,7 @@ from bench.store import schema as S
 from bench.store.correctness import correctness_record, subset_record
 from bench.store.schema import row
 from bench.suite.attack_options import SETTING_KEYS
-from bench.suite.cell_configs import RobustnessCellConfig, UserSource
+from bench.suite.cell_configs import RobustBenchSource, RobustnessCellConfig, UserSource
 
 
 def run_robustness_cell(config: RobustnessCellConfig, inputs: dict[str, CellResult],
@@ -114,6 +118,8 @@ def load_model(config: RobustnessCellConfig, inputs: dict[str, CellResult],
     """The model to attack, and what was done to its checkpoint to load it."""
     if isinstance(config.source, UserSource):
         return user_classifier_and_notes(config.source, config.model)
+    if isinstance(config.source, RobustBenchSource):
+        return zoo_classifier_and_notes(config.source, config.model)
     if "model" not in inputs or "weights" not in inputs["model"].artifacts:
         raise CellFailed(f"model {config.model!r}: no trained weights from its train cell")
     return trained_classifier(config.source, inputs["model"].artifacts["weights"], data,
@@ -132,4 +138,6 @@ def checkpoint_sha256(config: RobustnessCellConfig, inputs: dict[str, CellResult
     """sha256 of the weights file evaluated: the user's checkpoint, or the trained weights."""
     if isinstance(config.source, UserSource):
         return config.source.checkpoint_sha256
+    if isinstance(config.source, RobustBenchSource):  # None at plan time when downloaded
+        return config.source.checkpoint_sha256 or file_sha256(config.source.checkpoint)
     return file_sha256(inputs["model"].artifacts["weights"])
