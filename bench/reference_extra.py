@@ -70,8 +70,12 @@ def import_robustbench(what: str = "a robustbench model") -> ModuleType:
         raise UserError(extra_message(what, missing) + hint)
     alias_autoattack()
     try:
-        with warnings.catch_warnings():  # robustbench.loaders imports the deprecated pkg_resources
+        # robustbench imports pkg_resources and timm's and torch.jit's deprecated names:
+        # warnings about robustbench's code, not about the user's suite.
+        with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)
             module = importlib.import_module("robustbench")
             importlib.import_module("robustbench.model_zoo")
             importlib.import_module("robustbench.utils")

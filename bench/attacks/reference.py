@@ -50,7 +50,7 @@ class ReferenceAttack:
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with seeded(self.seed, self.device):
-            return self.run(self.attack, x, y)
+            return self.run(self.attack, x, y).detach()
 
     def __repr__(self) -> str:
         return self.text
@@ -157,7 +157,7 @@ def _sweep(name: str, model, x, y, epsilons, batch_size, device, params: dict, s
     minimum = 4 if name == "autoattack" and params.get("version") != "rand" else \
         MIN_CLASSES.get(name, 2)
     n_classes = require_classes(f"{name} (reference)", output_classes(model, x, device), minimum)
-    params = {"attack": name, **params, "n_classes": n_classes}
+    params = {"attack": name, **params} | ({} if name == "square" else {"n_classes": n_classes})
     return attack_sweep(model, x, y, epsilons, batch_size, device,
                         lambda eps: make(eps, n_classes, device), params=params, seed=seed,
                         progress=progress, describe=describe)

@@ -110,7 +110,7 @@ def eps_text(eps: float, norm: str) -> str:
     return f"{eps:g}"
 
 
-def footnote(rows: pd.DataFrame) -> str:
+def footnote(rows: pd.DataFrame) -> str | None:
     """How this evaluation differs from RobustBench's protocol, if it does."""
     first = rows.iloc[0]
     notes = []
@@ -124,13 +124,13 @@ def footnote(rows: pd.DataFrame) -> str:
         notes.append(f"on {int(first['n'])} examples of the {first['split']} split")
     if len(rows) > 1:
         notes.append(f"mean over {len(rows)} seeds")
-    return "bench: " + "; ".join(notes) if notes else ""
+    return "bench: " + "; ".join(notes) if notes else None  # ModelInfo's default: none
 
 
 def _autoattack_rows(run: RunView) -> pd.DataFrame:
     rob = run.table(S.ROBUSTNESS)
-    if rob.empty or "attack" not in rob.columns:
-        return rob
+    if rob.empty or not {"attack", "version", "norm"} <= set(rob.columns):
+        return pd.DataFrame()
     rob = rob[(rob["attack"] == "autoattack") & (rob["version"] == "standard")]
     return rob[rob["norm"].isin(list(THREAT_MODELS))]
 
