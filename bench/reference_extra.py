@@ -17,10 +17,13 @@ says so when only the vendored copy is there.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import importlib
 import sys
 import warnings
 from importlib import metadata
+from pathlib import Path
 from types import ModuleType
 
 from bench.errors import UserError
@@ -68,6 +71,7 @@ def import_robustbench(what: str = "a robustbench model") -> ModuleType:
         hint = (" (the `robustbench` folder that torchattacks ships is an old vendored copy, "
                 "not the package)") if vendored else ""
         raise UserError(extra_message(what, missing) + hint)
+    require_intact_robustbench(what)
     alias_autoattack()
     try:
         # robustbench imports pkg_resources and timm's and torch.jit's deprecated names:
@@ -86,6 +90,40 @@ def import_robustbench(what: str = "a robustbench model") -> ModuleType:
                         "which setuptools 81 removed; install it with pip install "
                         "\"setuptools<81\" (the reference extra pins it)") from None
     return module
+
+
+# Files that both robustbench's wheel and torchattacks' vendored copy install.
+SHARED_FILES = ("robustbench/__init__.py", "robustbench/utils.py")
+
+
+def overwritten_files(dist: metadata.Distribution, paths: tuple[str, ...] = SHARED_FILES
+                      ) -> list[str]:
+    """Files of `dist` whose content is no longer what its RECORD says: torchattacks,
+    installed after robustbench, writes its vendored copy over robustbench's files."""
+    out = []
+    for record in dist.files or []:
+        if str(record) not in paths or record.hash is None:
+            continue
+        try:
+            data = Path(dist.locate_file(record)).read_bytes()
+        except OSError:
+            out.append(str(record))
+            continue
+        digest = base64.urlsafe_b64encode(hashlib.new(record.hash.mode, data).digest())
+        if digest.rstrip(b"=").decode() != record.hash.value:
+            out.append(str(record))
+    return out
+
+
+def require_intact_robustbench(what: str) -> None:
+    """A one-line UserError when robustbench's files are torchattacks' vendored ones."""
+    changed = overwritten_files(metadata.distribution("robustbench"))
+    if changed:
+        raise UserError(f"{what}: robustbench's {', '.join(changed)} differ from what "
+                        f"robustbench {installed_version('robustbench')} installed (torchattacks "
+                        "ships an old copy of robustbench and was installed after it); "
+                        f"reinstall it: pip install --force-reinstall --no-deps "
+                        f"robustbench=={PINNED['robustbench']}")
 
 
 def alias_autoattack() -> None:

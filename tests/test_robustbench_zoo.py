@@ -286,3 +286,39 @@ def test_zoo_rows_keep_torchattacks_rows_apart_in_the_aggregate():
     from bench.compare.match import KEY_COLUMNS
 
     assert "implementation" in ROBUSTNESS_KEYS and "implementation" in KEY_COLUMNS[S.ROBUSTNESS]
+
+
+def test_robustbench_files_overwritten_by_torchattacks_copy_are_named(tmp_path, monkeypatch):
+    """torchattacks' wheel writes an old robustbench/__init__.py and utils.py; installed after
+    robustbench, it replaces robustbench's own. Their RECORD hashes then no longer match."""
+    import base64
+    import hashlib
+    from importlib import metadata
+
+    import bench.reference_extra as extra
+
+    real = (tmp_path / "robustbench")
+    real.mkdir()
+    (real / "__init__.py").write_text("from .eval import benchmark\n")
+    (real / "utils.py").write_text("def load_model(): ...\n")
+
+    def record_of(text: str) -> str:
+        return base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(
+            b"=").decode()
+
+    dist_info = tmp_path / "robustbench-1.1.1.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: robustbench\nVersion: 1.1.1\n")
+    (dist_info / "RECORD").write_text(
+        f"robustbench/__init__.py,sha256={record_of('from .eval import benchmark' + chr(10))},29\n"
+        f"robustbench/utils.py,sha256={record_of('def load_model(): ...' + chr(10))},22\n")
+    dist = metadata.PathDistribution(dist_info)
+    assert extra.overwritten_files(dist) == []
+    (real / "__init__.py").write_text("from .data import load_cifar10\n")  # the vendored one
+    assert extra.overwritten_files(dist) == ["robustbench/__init__.py"]
+    monkeypatch.setattr(extra.metadata, "distribution", lambda name: dist)
+    monkeypatch.setattr(extra, "installed_version", lambda name: "1.1.1")
+    with pytest.raises(UserError, match=r"robustbench's robustbench/__init__.py differ .* "
+                                        r"pip install --force-reinstall --no-deps "
+                                        r"robustbench==1.1.1"):
+        import_robustbench("models.zoo.robustbench")

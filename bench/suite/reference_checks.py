@@ -7,10 +7,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.errors import SuiteError
+from bench.errors import SuiteError, UserError
 from bench.models.zoo_index import ZooEntry, suggest, zoo_index
-from bench.reference_extra import PINNED, extra_message, installed_version, \
-    missing_reference_packages
+from bench.reference_extra import (
+    PINNED,
+    extra_message,
+    installed_version,
+    missing_reference_packages,
+    require_intact_robustbench,
+)
 from bench.suite.schema import RobustBenchModel, Suite
 from bench.suite.tomlfile import find_line, key_path
 
@@ -38,6 +43,10 @@ def check_reference(suite: Suite, path: Path, text: str) -> None:
 
         if missing_reference_packages():
             fail(extra_message("a robustbench model", missing_reference_packages()))
+        try:
+            require_intact_robustbench("a robustbench model")
+        except UserError as exc:
+            fail(str(exc))
         problem = zoo_problem(model.robustbench)
         if problem:
             fail(problem)
