@@ -1,4 +1,4 @@
-"""The `bench` command line: run, validate, report, compare, history.
+"""The `bench` command line: run, validate, report, compare, history, export.
 
 User errors print one line and exit 2 (no traceback); a run exits 0 when every cell
 succeeded and 1 when some failed; compare and history exit 3 on an internal error.
@@ -59,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="accept cells or metrics of the baseline that the candidate lacks, "
                            "and incomplete runs (intended removals)")
     add_history_parser(sub)
+    exp = sub.add_parser("export", help="write a run's results in another project's format")
+    exp.add_argument("format", choices=["robustbench"],
+                     help="robustbench: a model card (model_info/DATASET/THREAT_MODEL/MODEL.json) "
+                          "per evaluated model")
+    exp.add_argument("run_dir", type=Path)
+    exp.add_argument("--output", "-o", type=Path,
+                     help="folder to write to (default: RUN_DIR/export/FORMAT)")
     return parser
 
 
@@ -172,7 +179,15 @@ def cmd_history(args) -> int:
                        last=args.last, rules=args.rules, repo=args.repo, use_index=args.index)
 
 
-COMMANDS = {"run": cmd_run, "validate": cmd_validate, "report": cmd_report, "compare": cmd_compare,
+def cmd_export(args) -> int:
+    from bench.export import run_export
+
+    for path in run_export(args.format, args.run_dir, args.output):
+        print(path)
+    return 0
+
+
+COMMANDS = {"export": cmd_export, "run": cmd_run, "validate": cmd_validate, "report": cmd_report, "compare": cmd_compare,
             "history": cmd_history}
 
 if __name__ == "__main__":

@@ -95,6 +95,7 @@ NORM = "linf"
 RESTARTS = 1
 PGD_LOSS = "ce"
 AUTOATTACK_VERSION = "standard"
+ROBUSTBENCH_MODEL_DIR = "models"  # [models.X] model_dir: RobustBench's own default folder
 SQUARE_QUERIES = 5000  # AutoAttack's own budget for its Square stage
 # The binomial interval over examples given beside every accuracy (scipy's binomtest).
 BINOMIAL_CI_METHOD = "wilson"

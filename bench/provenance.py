@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 
 PACKAGES = ["bench", "torch", "torchvision", "torchattacks", "torch-fidelity", "numpy", "pandas",
-            "scipy", "ray"]
+            "scipy", "ray", "pyautoattack", "robustbench"]  # the last two: the reference extra
 
 
 def utc_now() -> str:

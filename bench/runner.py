@@ -22,7 +22,7 @@ from bench.identity import code_identity
 from bench.store.lock import RunLock
 from bench.store.run_store import CellRecord, RunStore
 from bench.store.schema import SCHEMA_VERSION
-from bench.suite.cell_configs import GanCellConfig, UserSource
+from bench.suite.cell_configs import GanCellConfig, RobustBenchSource, UserSource
 from bench.suite.load import LoadedSuite, load_suite
 from bench.suite.plan import Cell, plan
 from bench.suite.preflight import preflight
@@ -219,6 +219,8 @@ def content_hashes(cells: list[Cell]) -> dict[str, str]:
         source = getattr(c.config, "source", None)
         if isinstance(source, UserSource) and source.checkpoint_sha256:
             out[f"models.{c.config.model}.checkpoint"] = source.checkpoint_sha256
+        if isinstance(source, RobustBenchSource) and source.checkpoint_sha256:
+            out[f"models.{c.config.model}.robustbench"] = source.checkpoint_sha256
         if isinstance(c.config, GanCellConfig) and c.config.inception_weights_sha256:
             out["suite.inception_weights"] = c.config.inception_weights_sha256
     return out

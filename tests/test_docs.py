@@ -7,7 +7,7 @@ What is checked, each failure naming the page and line:
   load, plan and the file checks) from a file in a temporary `suites/` folder. What the suite
   points to is provided there first, as a user would have it: a dataset `root` (relative
   paths only) gets tiny files in the real on-disk format (tests/helpers/formats.py); a
-  `checkpoint` or `inception_weights` file an empty stand-in (validation checks that the file
+  `checkpoint`, `inception_weights` or RobustBench zoo file an empty stand-in (validation checks that the file
   exists; only `bench run` reads it); a `factory` whose top-level package cannot be found a
   module defining the callable's name. A factory in an existing package (`bench.models.zoo`)
   is checked as it is.
@@ -217,8 +217,10 @@ def provide_files(suite_file: Path, doc: dict) -> None:
                   "imagefolder": formats.write_imagefolder}.get(ds.get("kind"))
         if writer:
             writer(target)
-    files = [m.get("checkpoint") for m in doc.get("models", {}).values() if isinstance(m, dict)]
+    models = [m for m in doc.get("models", {}).values() if isinstance(m, dict)]
+    files = [m.get("checkpoint") for m in models]
     files.append(doc.get("suite", {}).get("inception_weights"))
+    files += [zoo_file(m) for m in models if isinstance(m.get("robustbench"), dict)]
     for name in files:
         if isinstance(name, str) and name.strip() and not Path(name).is_absolute():
             target = here / name
@@ -229,6 +231,15 @@ def provide_files(suite_file: Path, doc: dict) -> None:
         factory = m.get("factory") if isinstance(m, dict) else None
         if isinstance(factory, str) and ":" in factory:
             provide_module(suite_file.parent.parent / "pkgs", factory)
+
+
+def zoo_file(model: dict) -> str | None:
+    """Where a RobustBench zoo model's weights go (RobustBench's layout under `model_dir`)."""
+    zoo = model["robustbench"]
+    parts = [model.get("model_dir", "models"), zoo.get("dataset"), zoo.get("threat_model")]
+    if not all(isinstance(p, str) for p in parts) or not isinstance(zoo.get("name"), str):
+        return None
+    return str(Path(*parts) / f"{zoo['name']}.pt")
 
 
 def provide_module(folder: Path, factory: str) -> None:

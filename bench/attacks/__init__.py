@@ -36,6 +36,19 @@ ATTACKS.register("fab", "bench.attacks.fab:fab_sweep")
 ATTACKS.register("fab-t", "bench.attacks.fab:fab_t_sweep")
 ATTACKS.register("square", "bench.attacks.square:square_sweep")
 ATTACKS.register("autoattack", "bench.attacks.autoattack:autoattack_sweep")
+# implementation = "reference": the original AutoAttack code (bench.attacks.reference), the
+# same sweep signatures; importing pyautoattack waits until one is used (the reference extra).
+REFERENCE_ATTACKS: Registry = Registry("reference attack")
+REFERENCE_ATTACKS.register("apgd-ce", "bench.attacks.reference:apgd_ce_sweep")
+REFERENCE_ATTACKS.register("apgd-t", "bench.attacks.reference:apgd_t_sweep")
+REFERENCE_ATTACKS.register("fab-t", "bench.attacks.reference:fab_t_sweep")
+REFERENCE_ATTACKS.register("square", "bench.attacks.reference:square_sweep")
+REFERENCE_ATTACKS.register("autoattack", "bench.attacks.reference:autoattack_sweep")
+
+
+def sweep_for(attack: str, implementation: str):
+    """The sweep of `attack` in `implementation` ("torchattacks" or "reference")."""
+    return (REFERENCE_ATTACKS if implementation == "reference" else ATTACKS).get(attack)
 
 # bench's norm names (suite keys, table columns) -> torchattacks' `norm` argument.
 TORCHATTACKS_NORM = {"linf": "Linf", "l2": "L2"}

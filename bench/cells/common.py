@@ -18,7 +18,13 @@ from bench.models.build import (
     load_user_model_and_notes,
 )
 from bench.seeding import seeded
-from bench.suite.cell_configs import TrainedSource, TrainedTarget, UserSource, UserTarget
+from bench.suite.cell_configs import (
+    RobustBenchSource,
+    TrainedSource,
+    TrainedTarget,
+    UserSource,
+    UserTarget,
+)
 
 
 def fresh_classifier(source: TrainedSource | TrainedTarget, data: ImageData, seed: int) -> nn.Module:
@@ -46,6 +52,14 @@ def user_classifier_and_notes(source: UserSource, name: str) -> tuple[nn.Module,
     """`user_classifier`, and what was done to its checkpoint to load it (unwrapped, prefix
     stripped), for the rows and the manifest."""
     return load_user_model_and_notes(source, name)
+
+
+def zoo_classifier_and_notes(source: RobustBenchSource, name: str
+                             ) -> tuple[nn.Module, tuple[str, ...]]:
+    """A RobustBench zoo model from the local model folder (the reference extra), eval mode."""
+    from bench.models.robustbench_zoo import load_zoo_model
+
+    return load_zoo_model(source, name)
 
 
 def build_gan(arch: str, data: ImageData, *, z_dim: int | None, lr: float | None, seed: int,

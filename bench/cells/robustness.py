@@ -28,9 +28,13 @@ import time
 import torch
 from torch import nn
 
-from bench.attacks import ATTACKS, EpsilonResult, attack_mode, predict
+from bench.attacks import EpsilonResult, attack_mode, predict, sweep_for
 from bench.cells import CellResult, RunEnv
-from bench.cells.common import trained_classifier, user_classifier_and_notes
+from bench.cells.common import (
+    trained_classifier,
+    user_classifier_and_notes,
+    zoo_classifier_and_notes,
+)
 from bench.checks.model import convergence_rows, model_check_rows
 from bench.data import ImageData, load_dataset, subset_indices
 from bench.errors import CellFailed
@@ -44,7 +48,7 @@ from bench.store.correctness import correctness_record, subset_record
 from bench.store.examples import block_row, merged_blocks
 from bench.store.schema import row
 from bench.suite.attack_options import SETTING_KEYS
-from bench.suite.cell_configs import RobustnessCellConfig, UserSource
+from bench.suite.cell_configs import RobustBenchSource, RobustnessCellConfig, UserSource
 
 
 def run_robustness_cell(config: RobustnessCellConfig, inputs: dict[str, CellResult],
@@ -79,7 +83,7 @@ def attack_examples(config: RobustnessCellConfig, inputs: dict[str, CellResult],
         slice(start, stop))
     model, notes = load_model(config, inputs, data)
     warning = output_warning(model, data, config, env.device)
-    sweep = ATTACKS.get(config.attack)
+    sweep = sweep_for(config.attack, config.implementation)
 
     t0 = time.perf_counter()
     clean_pred = predict(model, data.x, config.batch_size, env.device)
@@ -208,6 +212,7 @@ def setting_columns(config: RobustnessCellConfig) -> dict:
     None is the default rule), the subset size and the batch size."""
     params = config.attack_params
     return {**{key: getattr(params, key, None) for key in SETTING_KEYS},
+            "implementation": config.implementation,
             "limit": config.limit, "batch_size": config.batch_size}
 
 
@@ -230,6 +235,8 @@ def load_model(config: RobustnessCellConfig, inputs: dict[str, CellResult],
     """The model to attack, and what was done to its checkpoint to load it."""
     if isinstance(config.source, UserSource):
         return user_classifier_and_notes(config.source, config.model)
+    if isinstance(config.source, RobustBenchSource):
+        return zoo_classifier_and_notes(config.source, config.model)
     if "model" not in inputs or "weights" not in inputs["model"].artifacts:
         raise CellFailed(f"model {config.model!r}: no trained weights from its train cell")
     return trained_classifier(config.source, inputs["model"].artifacts["weights"], data,
@@ -248,4 +255,6 @@ def checkpoint_sha256(config: RobustnessCellConfig, inputs: dict[str, CellResult
     """sha256 of the weights file evaluated: the user's checkpoint, or the trained weights."""
     if isinstance(config.source, UserSource):
         return config.source.checkpoint_sha256
+    if isinstance(config.source, RobustBenchSource):  # None at plan time when downloaded
+        return config.source.checkpoint_sha256 or file_sha256(config.source.checkpoint)
     return file_sha256(inputs["model"].artifacts["weights"])

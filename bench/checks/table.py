@@ -13,6 +13,9 @@ under attack, as `robust_acc` counts it) is what is compared.
   `allowed_flips` examples (kernel rounding).
 - `gradient_free_cross_check`: Square (or AutoAttack) against every gradient attack run on
   the model at that ε or a smaller one, example by example.
+- `implementation_cross_check`: an attack run by the original AutoAttack code
+  (`implementation = "reference"`) against the same attack and settings run by torchattacks,
+  at the same ε: two-sided, they must agree within the paired uncertainty.
 
 Rows are compared only within one group of `GROUP_KEYS` (the same model, checkpoint, data,
 seed and norm): the same examples under the same model.
@@ -27,11 +30,12 @@ import numpy as np
 import pandas as pd
 
 from bench import defaults
-from bench.checks.paired import describe, mcnemar_greater
+from bench.checks.paired import describe, mcnemar_greater, mcnemar_two_sided
 from bench.checks.verdict import Outcome, allowed_flips, check_row
 from bench.metrics.robustness import is_unset
 from bench.metrics.worst_case import GROUP_KEYS, attack_label, onto_subsets, setting_text
 from bench.store.correctness import unpack_bits
+from bench.suite.attack_options import DEFAULT_IMPLEMENTATION
 
 GRADIENT_ATTACKS = ("fgsm", "pgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t")
 # The attack held against the gradient attacks: Square needs no gradient, so when it breaks
@@ -52,6 +56,8 @@ class Evaluation:
     clean: np.ndarray  # bool per example
     adv: np.ndarray
     restricted: bool = False  # a row of a larger subset, restricted to this group's examples
+    implementation: str = DEFAULT_IMPLEMENTATION  # "torchattacks" or "reference"
+    base_label: str = ""  # `label` without the implementation: the attack and its settings
 
     @property
     def robust(self) -> np.ndarray:
@@ -100,7 +106,35 @@ def group_outcomes(evals: list[Evaluation], where: str = "",
                     if e.attack in GRADIENT_ATTACKS and e.epsilon <= ev.epsilon]
         if gradient:
             out.append((cross_check_outcome(ev, gradient, where, alpha), ev))
+    out += [(implementation_outcome(ref, ta, where, alpha), ref)
+            for ref, ta in implementation_pairs(borrowed)]
     return out
+
+
+def implementation_pairs(evals: list[Evaluation]) -> list[tuple[Evaluation, Evaluation]]:
+    """(reference, torchattacks) evaluations of the same attack and settings at the same ε,
+    at least one of them the group's own (two rows both restricted from a larger subset
+    are checked in that subset's group)."""
+    return [(ref, ta) for ref in evals if ref.implementation == "reference"
+            for ta in evals if ta.implementation != "reference"
+            and (ta.base_label, ta.epsilon) == (ref.base_label, ref.epsilon)
+            and not (ref.restricted and ta.restricted)]
+
+
+def implementation_outcome(ref: Evaluation, ta: Evaluation, where: str = "",
+                           alpha: float = defaults.CHECK_ALPHA) -> Outcome:
+    """The original AutoAttack code against torchattacks on the same examples: either may
+    break examples the other misses (their random starts differ), but their robust
+    accuracies must agree within chance (two-sided exact McNemar on those examples)."""
+    test = mcnemar_two_sided(ref.robust, ta.robust)
+    seen = (f"{where}{ref.base_label} at ε = {ref.epsilon:g}: robust accuracy "
+            f"{ref.robust.mean():.3f} by the reference implementation, {ta.robust.mean():.3f} "
+            f"by torchattacks; {describe(test, 'the reference', 'torchattacks')}")
+    if test.p_value >= alpha:
+        return Outcome("implementation_cross_check", True, test.difference, seen, test.p_value)
+    return Outcome("implementation_cross_check", False, test.difference, (
+        f"{seen}: the two implementations disagree beyond chance; the torchattacks number is "
+        "not the original AutoAttack's (RobustBench's)"), test.p_value)
 
 
 def zero_epsilon_outcome(ev: Evaluation, where: str = "") -> Outcome:
@@ -180,9 +214,13 @@ def _against_lowest(evals: list[Evaluation]) -> list[tuple[Evaluation, Evaluatio
 
 def _unpack(row: pd.Series) -> Evaluation:
     n = int(row["n"])
+    implementation = row.get("implementation")
+    implementation = DEFAULT_IMPLEMENTATION if is_unset(implementation) else str(implementation)
+    base = attack_label(row.drop("implementation", errors="ignore"))
     return Evaluation(str(row["attack"]), attack_label(row), setting_text(row),
                       float(row["epsilon"]), unpack_bits(row["clean_correct"], n),
-                      unpack_bits(row["adv_correct"], n), bool(row.get("_restricted", False)))
+                      unpack_bits(row["adv_correct"], n), bool(row.get("_restricted", False)),
+                      implementation, base)
 
 
 def _where(ident: dict) -> str:

@@ -32,6 +32,12 @@ CATCHES: dict[str, str] = {
         "breaks, beyond chance, examples that every gradient attack run left standing. Square "
         "beating them means masking; AutoAttack alone cannot tell the two apart (its APGD "
         "stages may simply be stronger): run Square to tell.",
+    "implementation_cross_check":
+        "A reimplementation that disagrees with the original: torchattacks and the original "
+        "AutoAttack code (pyautoattack, what RobustBench evaluates with), run with the same "
+        "settings on the same model, examples and ε, differ in robust accuracy beyond the "
+        "paired uncertainty (two-sided exact McNemar test on the examples only one breaks). "
+        "Then the torchattacks number is not the leaderboard's.",
     "pgd_convergence":
         "A PGD that has not converged: 5× the steps and restarts lower accuracy beyond "
         "chance, so the reported accuracy overstates robustness.",

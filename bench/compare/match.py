@@ -21,7 +21,7 @@ from bench.identity import group_id
 from bench.store import schema as S
 from bench.store.migrate import RunView
 from bench.store.run_store import CellRecord
-from bench.suite.attack_options import SETTING_KEYS
+from bench.suite.attack_options import DEFAULT_IMPLEMENTATION, SETTING_KEYS
 
 # Columns that name a configuration within a table (besides the cell's config).
 # A different data fingerprint is different data: never pooled, never compared.
@@ -218,7 +218,10 @@ def group_values(group: pd.DataFrame, spec: MetricSpec) -> tuple[np.ndarray, lis
 def readable_key(row: pd.Series, keys: list[str]) -> dict:
     """The configuration a group stands for, for people (the data fingerprint left out)."""
     key = {k: _scalar(_plain(row[k])) for k in keys if k != "data_fingerprint"}
-    return {k: v for k, v in key.items() if v is not None}  # settings the attack lacks
+    # None: settings the attack lacks; the default implementation is left out as the report
+    # labels leave it out, so keys read as they did before it was a column.
+    return {k: v for k, v in key.items() if v is not None
+            and not (k == "implementation" and v == DEFAULT_IMPLEMENTATION)}
 
 
 def _label(value) -> str:

@@ -23,6 +23,7 @@ from bench.metrics.robustness import (
     is_unset,
 )
 from bench.store.correctness import pack_bits, unpack_bits
+from bench.suite.attack_options import DEFAULT_IMPLEMENTATION
 
 # What must agree for two rows' examples to be the same examples under the same model.
 GROUP_KEYS = ("dataset", "split", "model", "checkpoint_sha256", "data_fingerprint", "seed",
@@ -152,6 +153,9 @@ def attack_label(row: pd.Series) -> str:
 
 
 def setting_text(row: pd.Series) -> str:
-    """"steps=10, loss=ce": the settings a row's attack ran with (norm and batch size aside)."""
+    """"steps=10, loss=ce": the settings a row's attack ran with (norm and batch size aside;
+    the implementation only when it is not the default, torchattacks, so labels of runs
+    before it was a setting read the same)."""
     return ", ".join(f"{k}={format_setting(row[k])}" for k in SETTING_KEYS
-                     if k in row.index and k not in ("norm", "batch_size") and not is_unset(row[k]))
+                     if k in row.index and k not in ("norm", "batch_size") and not is_unset(row[k])
+                     and not (k == "implementation" and row[k] == DEFAULT_IMPLEMENTATION))

@@ -33,7 +33,7 @@ def build_classifier(arch: str, normalize: Normalization | None,
         raise UserError(f"normalize has {len(normalize.mean)} values but the images have "
                         f"{channels} channel(s); give 1 or {channels}")
     model = MODELS.get(arch)(channels, num_classes, (height, width))
-    return _maybe_normalized(model, normalize)
+    return maybe_normalized(model, normalize)
 
 
 def load_user_model(source, model_name: str = "<model>") -> nn.Module:
@@ -64,7 +64,7 @@ def load_user_model_and_notes(source, model_name: str = "<model>"
     state = load_state_dict_file(source.checkpoint, f"{key}.checkpoint", source.checkpoint_sha256)
     state, notes = unwrap_checkpoint(state)
     load_strict(model, state, f"{key}.checkpoint", f"the model from {source.factory!r}")
-    return _maybe_normalized(model, source.normalize).eval(), notes
+    return maybe_normalized(model, source.normalize).eval(), notes
 
 
 # Where training scripts put the weights: Lightning and many repos ("state_dict"), the
@@ -149,7 +149,7 @@ def _few(items: list[str], limit: int = 3) -> str:
     return ", ".join(items[:limit]) + more
 
 
-def _maybe_normalized(model: nn.Module, normalize: Normalization | None) -> nn.Module:
+def maybe_normalized(model: nn.Module, normalize: Normalization | None) -> nn.Module:
     if normalize is None:
         return model
     return Normalized(model, normalize.mean, normalize.std)

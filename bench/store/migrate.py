@@ -10,6 +10,8 @@ History of the result schema (bench.store.schema.SCHEMA_VERSION):
   v3  the robustness table no longer has `zero_grad_frac` and `eval_mode`: computed, never
       read by a check (the per-example `gradient_saturation` check replaced the first; the
       second read back the eval() that bench.attacks.attack_mode had just set).
+  v4  robustness and correctness rows have `implementation`: every earlier row was run by
+      torchattacks (the reference implementation did not exist).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import pandas as pd
 from bench.errors import UserError
 from bench.store import schema as S
 from bench.store.run_store import CellRecord, RunStore
+from bench.suite.attack_options import DEFAULT_IMPLEMENTATION
 
 OLDEST_READABLE = 1
 
@@ -42,10 +45,29 @@ def _v2_to_v3(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
 
 V2_ONLY_ROBUSTNESS = ("zero_grad_frac", "eval_mode")
 
+
+def _v3_to_v4(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    out = dict(tables)
+    for name in (S.ROBUSTNESS, S.CORRECTNESS):
+        df = tables.get(name)
+        if df is not None and "attack" in df.columns and "implementation" not in df.columns:
+            out[name] = _insert_after(df, "queries", "implementation", DEFAULT_IMPLEMENTATION)
+    return out
+
+
+def _insert_after(df: pd.DataFrame, before: str, column: str, value) -> pd.DataFrame:
+    """`df` with `column` = `value` placed after `before` (last when it is missing), as the
+    schema orders its columns."""
+    at = df.columns.get_loc(before) + 1 if before in df.columns else len(df.columns)
+    df = df.copy()
+    df.insert(at, column, value)
+    return df
+
 # version N -> function turning the tables of schema N into those of schema N + 1
 MIGRATIONS: dict[int, Callable[[dict[str, pd.DataFrame]], dict[str, pd.DataFrame]]] = {
     1: _v1_to_v2,
     2: _v2_to_v3,
+    3: _v3_to_v4,
 }
 
 

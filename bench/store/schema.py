@@ -10,9 +10,11 @@ from bench.suite.attack_options import SETTING_KEYS
 
 # v1: the cells table's key column was `id`; v2: it is `cell_id`, like every other table's;
 # v3: the robustness table drops `zero_grad_frac` and `eval_mode` (no check read them);
-# per-example records (`examples`) and sample shards (`shards`) are new tables.
+# per-example records (`examples`) and sample shards (`shards`) are new tables;
+# v4: robustness and correctness rows say which implementation ran the attack
+# (`implementation`: "torchattacks" or "reference", a setting column).
 # Readers of older runs migrate them in memory: bench/store/migrate.py.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Tables a run may hold (Parquet + CSV under tables/).
 CELLS = "cells"  # one row per cell: cell_id, kind, label, status, reason, seconds

@@ -8,6 +8,11 @@ sweeps in bench.attacks take exactly these keywords (tests/test_attack_options.p
 from __future__ import annotations
 
 NORMS = ("linf", "l2")
+# Who runs the attack: torchattacks (bench's default; FGSM and PGD sweeps proven equal to it)
+# or the original AutoAttack code (`pyautoattack`, RobustBench's evaluation), bench.attacks.reference.
+IMPLEMENTATIONS = ("torchattacks", "reference")
+DEFAULT_IMPLEMENTATION = "torchattacks"
+REFERENCE_ATTACKS = ("apgd-ce", "apgd-t", "fab-t", "square", "autoattack")
 PGD_LOSSES = ("ce", "dlr", "cw")
 AUTOATTACK_VERSIONS = ("standard", "plus", "rand")
 
@@ -39,9 +44,10 @@ ATTACK_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 # Every setting key: the columns a robustness row carries (None where the attack has no such
-# setting) and the group-by keys that keep two settings of one attack apart.
+# setting) and the group-by keys that keep two settings of one attack apart. `implementation`
+# is every row's ("torchattacks" or "reference"): rows of the two backends never pool.
 SETTING_KEYS = ("norm", "steps", "alpha", "random_start", "restarts", "loss", "version",
-                "queries")
+                "queries", "implementation")
 
 
 def keys_for(attack: str) -> tuple[str, ...]:

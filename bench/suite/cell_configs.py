@@ -13,10 +13,31 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
-from bench.suite.attack_options import ATTACK_NAMES, AUTOATTACK_VERSIONS, NORMS, PGD_LOSSES
-from bench.suite.schema import DatasetConfig, Normalization, TrainConfig
+from bench.suite.attack_options import (
+    ATTACK_NAMES,
+    AUTOATTACK_VERSIONS,
+    DEFAULT_IMPLEMENTATION,
+    IMPLEMENTATIONS,
+    NORMS,
+    PGD_LOSSES,
+)
+from bench.suite.schema import (
+    ZOO_DATASETS,
+    ZOO_THREAT_MODELS,
+    DatasetConfig,
+    Normalization,
+    TrainConfig,
+)
 
 
 class CellConfig(BaseModel):
@@ -59,7 +80,28 @@ class UserSource(CellConfig):
     normalize: Normalization | None
 
 
-ModelSource = Union[TrainedSource, UserSource]
+class RobustBenchSource(CellConfig):
+    """A RobustBench zoo model: the architecture robustbench builds for (dataset,
+    threat_model, name), the weights from `checkpoint` in RobustBench's folder layout,
+    identified by their sha256 (None: missing at plan time; fetched when `download`)."""
+
+    name: str
+    dataset: Literal[ZOO_DATASETS]
+    threat_model: Literal[ZOO_THREAT_MODELS]
+    checkpoint: str
+    checkpoint_sha256: str | None
+    download: bool = False
+    normalize: Normalization | None
+
+    @model_serializer(mode="wrap")
+    def _download_off_is_not_identity(self, handler):
+        # Allowing a download does not change what is evaluated (the sha256 says that), so a
+        # suite that turns download off after the first fetch keeps its cell ids.
+        out = handler(self)
+        return {k: v for k, v in out.items() if not (k == "download" and v is False)}
+
+
+ModelSource = Union[TrainedSource, UserSource, RobustBenchSource]
 
 
 class TrainCellConfig(CellConfig):
@@ -133,8 +175,10 @@ class ExampleRange(CellConfig):
 
 class RobustnessCellConfig(CellConfig):
     # The sanity-check switches (bench.checks) are left out of the JSON form when off, so the
-    # ids of cells that run no check stay those published before the checks.
+    # ids of cells that run no check stay those published before the checks; likewise the
+    # implementation when it is torchattacks, the default it had before it was a key.
     OMIT_IF_FALSE: ClassVar[frozenset[str]] = frozenset({"model_checks", "convergence"})
+    OMIT_IF_DEFAULT: ClassVar[frozenset[str]] = frozenset({"implementation"})
     OMIT_IF_NONE: ClassVar[frozenset[str]] = frozenset({"examples"})
 
     model: str
@@ -151,13 +195,17 @@ class RobustnessCellConfig(CellConfig):
     # plan on one cell per model, seed, split, norm and batch size, not on every attack's.
     model_checks: bool = False
     convergence: bool = False  # pgd only: the PGD convergence check ([[robustness]] key)
+    # Who runs the attack (bench.suite.attack_options.IMPLEMENTATIONS); a row column too.
+    implementation: Literal[IMPLEMENTATIONS] = DEFAULT_IMPLEMENTATION
     # A sample shard ("robustness-shard" cells): which of the evaluated examples it attacks.
     # None: all of them (a "robustness" cell, sharded or not: it merges its shards' records).
     examples: ExampleRange | None = None
 
     def as_dict(self) -> dict[str, Any]:
+        fields = type(self).model_fields
         return {k: v for k, v in super().as_dict().items()
-                if not (k in self.OMIT_IF_FALSE and v is False)}
+                if not (k in self.OMIT_IF_FALSE and v is False)
+                and not (k in self.OMIT_IF_DEFAULT and v == fields[k].default)}
 
     @field_validator("attack_params", mode="before")
     @classmethod

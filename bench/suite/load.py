@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from bench.errors import SuiteError
 from bench.registry import Registry
+from bench.suite.reference_checks import check_reference
 from bench.suite.rules import validate_rules
 from bench.suite.schema import REFERENCES, Suite
 from bench.suite.tomlfile import find_line, key_path, read_toml
@@ -43,6 +44,7 @@ def load_suite(path: str | Path) -> LoadedSuite:
     check_references(suite, path, text)
     check_registered_names(suite, path, text)
     check_feature_extractors(suite, path, text)
+    check_reference(suite, path, text)
     validate_rules(raw.get("compare", {}), path, text, prefix=("compare",))
     return LoadedSuite(suite, path, text)
 

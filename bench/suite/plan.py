@@ -24,6 +24,7 @@ from bench.suite.cell_configs import (
     GanCellConfig,
     GanTarget,
     ModelSource,
+    RobustBenchSource,
     RobustnessCellConfig,
     ThroughputCellConfig,
     TrainCellConfig,
@@ -34,7 +35,7 @@ from bench.suite.cell_configs import (
 )
 from bench.suite.checkpoints import Checkpoint, expand_checkpoints, resolve_path
 from bench.suite.load import LoadedSuite
-from bench.suite.schema import RobustnessConfig, Suite, TrainConfig
+from bench.suite.schema import ModelConfig, RobustnessConfig, Suite, TrainConfig
 from bench.suite.shards import example_count, shard_ranges
 
 
@@ -96,7 +97,8 @@ def plan_robustness(suite: Suite, base: Path, out: _Plan,
                     dataset=dataset_spec(suite, suite.models[model].dataset, base),
                     split=rob.split, attack=rob.attack, attack_params=attack_params(rob),
                     epsilons=list(rob.epsilons), batch_size=rob.batch_size, limit=rob.limit,
-                    seed=seed, model_checks=where not in checked, convergence=rob.convergence)
+                    seed=seed, model_checks=where not in checked, convergence=rob.convergence,
+                    implementation=rob.implementation)
                 checked.add(where)
                 label = f"{rob.attack} {name} seed={seed}"
                 out.add(Cell("robustness", config, deps | plan_shards(rob, config, deps, label, out),
@@ -189,6 +191,13 @@ def _model_source(suite: Suite, model: str, seed: int, base: Path, out: _Plan,
     """(deps, source) for evaluating `model`: a train cell for built-ins, the checkpoint
     (`ckpt`, one of the model's) otherwise."""
     m = suite.models[model]
+    if m.robustbench is not None:
+        checkpoint = zoo_checkpoint(m, base)
+        return {}, RobustBenchSource(
+            name=m.robustbench.name, dataset=m.robustbench.dataset,
+            threat_model=m.robustbench.threat_model, checkpoint=checkpoint,
+            checkpoint_sha256=_sha256_or_none(checkpoint), download=m.download,
+            normalize=m.normalize)
     if m.arch is None:
         checkpoint = ckpt.path
         return {}, UserSource(factory=m.factory, checkpoint=checkpoint,
@@ -198,6 +207,14 @@ def _model_source(suite: Suite, model: str, seed: int, base: Path, out: _Plan,
                             normalize=m.normalize, train=m.train or TrainConfig(), seed=seed)
     train_id = out.add(Cell("train", train, {}, f"train {model} seed={seed}"))
     return {"model": train_id}, TrainedSource(arch=m.arch, normalize=m.normalize)
+
+
+def zoo_checkpoint(model: ModelConfig, base: Path) -> str:
+    """Where RobustBench's layout puts a zoo model's weights: MODEL_DIR/DATASET/THREAT_MODEL/
+    NAME.pt (robustbench.utils.load_model), MODEL_DIR relative to the suite file."""
+    zoo = model.robustbench
+    folder = Path(resolve_path(model.model_dir, base))
+    return str(folder / zoo.dataset / zoo.threat_model / f"{zoo.name}.pt")
 
 
 def _throughput_target(suite: Suite, role: str, name: str, base: Path,

@@ -14,7 +14,8 @@ from bench.errors import SuiteError, UserError
 from bench.registry import check_target
 from bench.suite.load import LoadedSuite
 from bench.suite.checkpoints import expand_checkpoints, resolve_path
-from bench.suite.plan import Cell
+from bench.suite.plan import Cell, zoo_checkpoint
+from bench.suite.reference_checks import zoo_entry
 from bench.suite.tomlfile import find_line, key_path
 
 
@@ -31,6 +32,8 @@ def preflight(loaded: LoadedSuite, cells: list[Cell]) -> None:
             raise SuiteError(path, key_path(loc), f"cannot read {cfg.root!r} ({exc.strerror or exc})",
                              find_line(text, loc)) from None
     for name, m in suite.models.items():
+        if m.robustbench is not None and not m.download:
+            _require_zoo_checkpoint(loaded, name, zoo_checkpoint(m, path.parent))
         if m.factory is None:
             continue
         for ckpt in expand_checkpoints(name, m.checkpoint, path.parent, path, text):
@@ -55,3 +58,19 @@ def _require_file(loaded: LoadedSuite, loc: tuple, full: str, expected: str) -> 
     if problem:
         raise SuiteError(loaded.path, key_path(loc), f"{problem}: {full!r} (expected {expected})",
                          find_line(loaded.text, loc))
+
+
+def _require_zoo_checkpoint(loaded: LoadedSuite, name: str, full: str) -> None:
+    """A zoo model's checkpoint must be in the model folder: bench downloads nothing unless
+    the suite says `download = true`. The error says where RobustBench publishes it."""
+    if Path(full).is_file():
+        return
+    zoo = loaded.suite.models[name].robustbench
+    entry = zoo_entry(zoo)
+    source = (f"RobustBench publishes it at {entry.url} (what robustbench.utils.load_model "
+              f"downloads for {zoo.name!r})" if entry is not None and entry.url
+              else f"RobustBench publishes it with its model zoo ({zoo.name!r})")
+    loc = ("models", name, "robustbench")
+    raise SuiteError(loaded.path, key_path(loc),
+                     f"no checkpoint {full!r}; {source}: save it as that file, or set "
+                     "download = true", find_line(loaded.text, loc))

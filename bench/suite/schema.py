@@ -24,8 +24,11 @@ from bench.suite.attack_options import (
     ATTACK_NAMES,
     ATTACK_NORMS,
     AUTOATTACK_VERSIONS,
+    DEFAULT_IMPLEMENTATION,
+    IMPLEMENTATIONS,
     NORMS,
     PGD_LOSSES,
+    REFERENCE_ATTACKS,
 )
 from bench.suite.epsilon import Epsilon, StepSize
 from bench.suite.fields import (
@@ -166,6 +169,21 @@ class Normalization(Strict):
         return self
 
 
+# RobustBench's model zoo: its datasets and the threat-model folders of its checkpoints
+# (robustbench.model_zoo.enums; "corruptions_3d" models live in the "corruptions" folder).
+ZOO_DATASETS = ("cifar10", "cifar100", "imagenet")
+ZOO_THREAT_MODELS = ("Linf", "L2", "corruptions")
+
+
+class RobustBenchModel(Strict):
+    """`robustbench = { name = "Standard", dataset = "cifar10", threat_model = "Linf" }`: a
+    model of RobustBench's zoo, as `robustbench.utils.load_model` names it."""
+
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    dataset: Literal[ZOO_DATASETS] = "cifar10"
+    threat_model: Literal[ZOO_THREAT_MODELS] = "Linf"
+
+
 class ModelConfig(Strict):
     dataset: Name
     arch: str | None = None  # a built-in architecture, trained by bench
@@ -175,11 +193,23 @@ class ModelConfig(Strict):
     # per matching file, named "<model>@<file stem>" (bench/suite/checkpoints.py).
     checkpoint: PathStr | None = None
     normalize: Normalization | None = None
+    robustbench: RobustBenchModel | None = None  # a RobustBench zoo model (reference extra)
+    # robustbench only: the folder holding RobustBench's layout, DATASET/THREAT_MODEL/NAME.pt
+    # (relative to the suite file), and whether a missing checkpoint may be downloaded.
+    model_dir: PathStr = defaults.ROBUSTBENCH_MODEL_DIR
+    download: bool = False
 
     @model_validator(mode="after")
     def _one_source(self) -> "ModelConfig":
-        if (self.arch is None) == (self.factory is None):
-            raise ValueError("set exactly one of arch (a built-in trained by bench) or factory")
+        sources = [k for k in ("arch", "factory", "robustbench") if getattr(self, k) is not None]
+        if len(sources) != 1:
+            raise ValueError("set exactly one of arch (a built-in trained by bench), factory "
+                             "(your own model) or robustbench (a RobustBench zoo model)")
+        if self.robustbench is not None:
+            return self._zoo_model()
+        zoo_only = sorted(self.model_fields_set & {"model_dir", "download"})
+        if zoo_only:
+            raise ValueError(f"{', '.join(zoo_only)}: used only with robustbench; remove it")
         if self.factory is not None and self.train is not None:
             raise ValueError("a factory model is evaluated as given; remove train")
         if self.arch is None and self.checkpoint is None:
@@ -187,6 +217,14 @@ class ModelConfig(Strict):
         if self.arch is not None and self.checkpoint is not None:
             raise ValueError("checkpoint is only used with factory (a built-in arch is trained "
                              "by bench); remove it")
+        return self
+
+    def _zoo_model(self) -> "ModelConfig":
+        if self.train is not None:
+            raise ValueError("a robustbench model is evaluated as published; remove train")
+        if self.checkpoint is not None:
+            raise ValueError("a robustbench model's checkpoint is MODEL_DIR/DATASET/"
+                             "THREAT_MODEL/NAME.pt (set model_dir); remove checkpoint")
         return self
 
 
@@ -206,6 +244,9 @@ class RobustnessConfig(Strict):
     loss: Literal[PGD_LOSSES] = defaults.PGD_LOSS  # pgd only
     version: Literal[AUTOATTACK_VERSIONS] = defaults.AUTOATTACK_VERSION  # autoattack only
     queries: Count = defaults.SQUARE_QUERIES  # square only
+    # Who runs the attack: torchattacks, or the original AutoAttack code ("reference": the
+    # reference extra, for REFERENCE_ATTACKS; bench.attacks.reference).
+    implementation: Literal[IMPLEMENTATIONS] = DEFAULT_IMPLEMENTATION
     # pgd only: also run PGD with CONVERGENCE_FACTOR× the steps and restarts on a subset,
     # and flag when it does better beyond chance (bench.checks.convergence).
     convergence: bool = False
@@ -230,6 +271,17 @@ class RobustnessConfig(Strict):
             raise ValueError(f"attack {attack!r} has no {norm!r} form in torchattacks (only "
                              f"{', '.join(map(repr, ATTACK_NORMS[attack]))})")
         return norm
+
+    @field_validator("implementation")
+    @classmethod
+    def _implementation_of_attack(cls, implementation: str, info: ValidationInfo) -> str:
+        attack = info.data.get("attack")
+        if implementation == "reference" and attack is not None and \
+                attack not in REFERENCE_ATTACKS:
+            raise ValueError(f"attack {attack!r} has no reference implementation (the original "
+                             f"AutoAttack code has {', '.join(map(repr, REFERENCE_ATTACKS))}); "
+                             "remove implementation")
+        return implementation
 
     @field_validator("loss")
     @classmethod

@@ -19,7 +19,7 @@ from bench.metrics.robustness import format_setting, is_unset
 from bench.metrics.worst_case import WORST_CASE
 from bench.report.blocks import Figure, Section, Table, Text, figure_png
 from bench.store import schema as S
-from bench.suite.attack_options import SETTING_KEYS
+from bench.suite.attack_options import DEFAULT_IMPLEMENTATION, SETTING_KEYS
 
 # Colour by model; within a model, each setting its own line style and marker.
 LINE_STYLES = ["-", "--", ":", "-."]
@@ -28,7 +28,7 @@ MARKERS = ["o", "s", "^", "v", "D", "x", "P"]
 # is always shown: "pgd(steps=10)" is the PGD-10 of the papers.
 LABEL_DEFAULTS = {"norm": defaults.NORM, "random_start": True, "restarts": defaults.RESTARTS,
                   "loss": defaults.PGD_LOSS, "version": defaults.AUTOATTACK_VERSION,
-                  "queries": defaults.SQUARE_QUERIES}
+                  "queries": defaults.SQUARE_QUERIES, "implementation": DEFAULT_IMPLEMENTATION}
 # Columns that keep two lines apart (the aggregate's group columns, ε aside).
 LINE_KEYS = ["model", "dataset", "split", "attack", *SETTING_KEYS, "limit", "batch_size",
              "data_fingerprint", "n"]
