@@ -299,9 +299,12 @@ def test_examples_are_stored_compactly():
 
 
 def test_compare_names_the_examples_a_candidate_lost(runs, tmp_path, capsys):
+    """A copy of a run with three examples flipped to broken: compare lists exactly those
+    (against the run it was copied from, so that nothing else, timing included, differs)."""
     from tests.helpers.runs import copy_run, edit_table
 
-    cand = copy_run(Path(runs["size50"]), tmp_path / "cand")
+    base = Path(runs["size50"])
+    cand = copy_run(base, tmp_path / "cand")
     flipped = {}
 
     def lose_three(df: pd.DataFrame) -> pd.DataFrame:
@@ -311,11 +314,11 @@ def test_compare_names_the_examples_a_candidate_lost(runs, tmp_path, capsys):
         return df
 
     edit_table(cand, S.EXAMPLES, lose_three)
-    code = main(["compare", str(runs["plain"]), str(cand)])
+    code = main(["compare", str(base), str(cand)])
     out = capsys.readouterr().out
-    assert code == 0  # not a verdict: the accuracies themselves did not change
-    line = next(ln for ln in out.splitlines() if "lost, 0 gained since the baseline" in ln)
+    assert code == 0, out  # not a verdict: the accuracies themselves did not change
+    (line,) = [ln for ln in out.splitlines() if "lost, 0 gained since the baseline" in ln]
     assert line.strip().startswith("examples: 3 of 200 lost") and "attack=pgd" in line
     assert line.endswith(", ".join(map(str, flipped["examples"])))
     main(["compare", str(runs["plain"]), str(runs["three"])])  # sharded the other way
-    assert "lost, " not in capsys.readouterr().out  # identical examples: nothing moved
+    assert " lost, " not in capsys.readouterr().out  # identical examples: nothing moved

@@ -20,7 +20,8 @@ import pandas as pd
 
 # Columns that measure time or depend on the machine's speed, or name the code that ran.
 TIMING_COLUMNS = {
-    "seconds", "images_per_s", "train_images_per_s", "eval_seconds", "times_s", "median_s",
+    "seconds", "images_per_s", "train_images_per_s", "examples_per_s", "eval_seconds", "times_s",
+    "median_s",
     "q1_s", "q3_s", "iqr_s", "achieved_tflops", "mfu", "peak_tflops", "peak_source",
     "peak_memory_bytes", "started_utc", "finished_utc", "weights_code_sha256",
 }
