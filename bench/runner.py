@@ -40,14 +40,16 @@ class RunOutcome:
         return {"complete": 0, "failed": 1, "interrupted": 130}[self.status]
 
 
-def run_suite(suite_path: str | Path, *, results_dir: str | Path = defaults.RESULTS_DIR,
+def run_suite(suite_path: str | Path | LoadedSuite, *,
+              results_dir: str | Path = defaults.RESULTS_DIR,
               run_id: str | None = None, resume: bool = True, executor: str | None = None,
               executor_options: dict | None = None, device: str | None = None,
               cache_dir: str | Path | None = None, progress: bool = True,
               report: bool = True, reuse_other_code: bool = False) -> RunOutcome:
     """`reuse_other_code`: resume a run, and reuse cached trained weights, made by other bench
-    code (by default neither happens: a change in bench must show in its results)."""
-    loaded = load_suite(suite_path)
+    code (by default neither happens: a change in bench must show in its results).
+    `suite_path` may also be a suite already loaded (bench.api.run_suite with a dict)."""
+    loaded = suite_path if isinstance(suite_path, LoadedSuite) else load_suite(suite_path)
     cells = plan(loaded)
     preflight(loaded, cells)  # bad input fails here, before any folder exists
     meta = loaded.suite.suite
@@ -103,7 +105,8 @@ def _run_locked(loaded: LoadedSuite, cells: list[Cell], store: RunStore, runner,
         signal.signal(signal.SIGTERM, previous)
         bar.close()
         finished = store.read_cells()
-        tables = build_tables({i: r for i, r in finished.items() if i in planned})
+        # In plan order (the suite's order), not the journal's (file names, by id).
+        tables = build_tables({i: finished[i] for i in planned if i in finished})
         store.write_tables(tables)
         n_ok = sum(r.ok for i, r in finished.items() if i in planned)
         n_failed = sum(not r.ok for i, r in finished.items() if i in planned)

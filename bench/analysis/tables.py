@@ -42,7 +42,7 @@ def build_tables(cells: dict[str, CellRecord]) -> dict[str, pd.DataFrame]:
     for rec in cells.values():
         for table, records in rec.records.items():
             rows.setdefault(table, []).extend({S.CELL_ID: rec.id, **r} for r in records)
-    tables = {name: pd.DataFrame(r) for name, r in sorted(rows.items())}
+    tables = {name: declared_order(name, pd.DataFrame(r)) for name, r in sorted(rows.items())}
     tables[S.CELLS] = cells_table(cells)
     add_examples(tables)
     for table, (agg_name, by, values, means) in AGGREGATES.items():
@@ -54,6 +54,13 @@ def build_tables(cells: dict[str, CellRecord]) -> dict[str, pd.DataFrame]:
         add_worst_case(tables)
     add_checks(tables)
     return tables
+
+
+def declared_order(name: str, df: pd.DataFrame) -> pd.DataFrame:
+    """Columns in the schema's order (the journal keeps records with sorted keys), the cell
+    id first; columns the schema does not declare (an older run's) last."""
+    declared = [c for c in (S.CELL_ID, *S.COLUMNS.get(name, ())) if c in df.columns]
+    return df[declared + [c for c in df.columns if c not in declared]]
 
 
 def add_examples(tables: dict[str, pd.DataFrame]) -> None:

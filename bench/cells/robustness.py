@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -48,7 +49,12 @@ from bench.store.correctness import correctness_record, subset_record
 from bench.store.examples import block_row, merged_blocks
 from bench.store.schema import row
 from bench.suite.attack_options import SETTING_KEYS
-from bench.suite.cell_configs import RobustBenchSource, RobustnessCellConfig, UserSource
+from bench.suite.cell_configs import (
+    MemorySource,
+    RobustBenchSource,
+    RobustnessCellConfig,
+    UserSource,
+)
 
 
 def run_robustness_cell(config: RobustnessCellConfig, inputs: dict[str, CellResult],
@@ -73,15 +79,40 @@ def run_robustness_shard(config: RobustnessCellConfig, inputs: dict[str, CellRes
 Loaded = tuple[nn.Module, ImageData]  # the model and the evaluated examples, when at hand
 
 
+@dataclass(frozen=True)
+class Target:
+    """The model attacked, what was done to its checkpoint to load it, and what identifies
+    its weights in the rows (a checkpoint's sha256, or an in-memory model's fingerprint)."""
+
+    model: nn.Module
+    notes: tuple[str, ...]
+    checkpoint_sha256: str | None
+
+
 def attack_examples(config: RobustnessCellConfig, inputs: dict[str, CellResult],
                     env: RunEnv) -> tuple[dict[str, list[dict]], Loaded]:
     """Attack this cell's examples: their `example_blocks` rows (one per ε) and `shards`
     row; and the model with the evaluated examples, for the checks of an unsharded cell."""
     evaluated, subset = evaluated_examples(config)
+    model, notes = load_model(config, inputs, shard_of(config, evaluated))
+    target = Target(model, notes, checkpoint_sha256(config, inputs))
+    return attack_loaded(config, env, target, evaluated, subset), (model, evaluated)
+
+
+def shard_of(config: RobustnessCellConfig, evaluated: ImageData) -> ImageData:
+    """The evaluated examples this cell attacks: all of them, or its shard's."""
     start, stop = example_range(config, len(evaluated))
-    data = evaluated if (start, stop) == (0, len(evaluated)) else evaluated.take(
+    return evaluated if (start, stop) == (0, len(evaluated)) else evaluated.take(
         slice(start, stop))
-    model, notes = load_model(config, inputs, data)
+
+
+def attack_loaded(config: RobustnessCellConfig, env: RunEnv, target: Target,
+                  evaluated: ImageData, subset: dict) -> dict[str, list[dict]]:
+    """`attack_examples` once the model and the examples are loaded (bench.evaluation hands
+    in-memory ones): the per-example blocks and the shard's cost row."""
+    start, stop = example_range(config, len(evaluated))
+    data = shard_of(config, evaluated)
+    model = target.model
     warning = output_warning(model, data, config, env.device)
     sweep = sweep_for(config.attack, config.implementation)
 
@@ -92,7 +123,8 @@ def attack_examples(config: RobustnessCellConfig, inputs: dict[str, CellResult],
                     **config.attack_params.sweep_kwargs())
     seconds = time.perf_counter() - t0
 
-    ident = identity_columns(config, inputs, data_fingerprint(evaluated.x, evaluated.y))
+    ident = identity_columns(config, target.checkpoint_sha256,
+                             data_fingerprint(evaluated.x, evaluated.y))
     blocks = [block_row(ident, epsilon=res.epsilon, start=start,
                         arrays={"index": data.indices, "label": data.y, "clean_pred": clean_pred,
                                 "adv_pred": res.adv_pred, "linf": res.linf, "l2": res.l2},
@@ -106,16 +138,21 @@ def attack_examples(config: RobustnessCellConfig, inputs: dict[str, CellResult],
                n_epsilons=len(results), seconds=seconds,
                examples_per_s=len(data) / seconds if seconds > 0 else math.nan,
                device=env.device, device_name=device_name(env.device),
-               checkpoint_notes="; ".join(notes) or None, output_warning=warning)
-    return {S.EXAMPLE_BLOCKS: blocks, S.SHARDS: [cost]}, (model, evaluated)
+               checkpoint_notes="; ".join(target.notes) or None, output_warning=warning)
+    return {S.EXAMPLE_BLOCKS: blocks, S.SHARDS: [cost]}
 
 
 def evaluated_examples(config: RobustnessCellConfig) -> tuple[ImageData, dict]:
     """The examples the whole evaluation attacks, and the columns naming them in the split."""
-    split = load_dataset(config.dataset, config.split)
-    # Seeded by the dataset seed, not the cell seed: every model, attack and seed is then
-    # evaluated on the same examples, so their numbers compare pairwise (e.g. PGD vs FGSM).
-    index = subset_indices(len(split), config.limit, config.dataset.seed)
+    return limited(load_dataset(config.dataset, config.split), config.limit,
+                   config.dataset.seed)
+
+
+def limited(split: ImageData, limit: int | None, seed: int) -> tuple[ImageData, dict]:
+    """The seeded `limit` subset of `split` (all of it without one), and the columns naming
+    it in the split. Seeded by the dataset seed, not the cell seed: every model, attack and
+    seed is then evaluated on the same examples, so their numbers compare pairwise."""
+    index = subset_indices(len(split), limit, seed)
     evaluated = split if len(index) == len(split) else split.take(index)
     return evaluated, {"split_fingerprint": data_fingerprint(split.x, split.y),
                        **subset_record(index, len(split))}
@@ -133,13 +170,13 @@ def example_range(config: RobustnessCellConfig, n: int) -> tuple[int, int]:
     return shard.start, shard.stop
 
 
-def identity_columns(config: RobustnessCellConfig, inputs: dict[str, CellResult],
+def identity_columns(config: RobustnessCellConfig, checkpoint: str | None,
                      fingerprint: str) -> dict:
     """What was evaluated: the columns every record of this evaluation starts with."""
     return {"model": config.model, "dataset": config.dataset.name, "split": config.split,
             "attack": config.attack, **setting_columns(config), "seed": config.seed,
             "data_fingerprint": fingerprint,  # of the whole evaluated subset, in every shard
-            "checkpoint_sha256": checkpoint_sha256(config, inputs)}
+            "checkpoint_sha256": checkpoint}
 
 
 def summary_records(config: RobustnessCellConfig, inputs: dict[str, CellResult], env: RunEnv,
@@ -252,7 +289,10 @@ def output_warning(model: nn.Module, data: ImageData, config: RobustnessCellConf
 
 
 def checkpoint_sha256(config: RobustnessCellConfig, inputs: dict[str, CellResult]) -> str:
-    """sha256 of the weights file evaluated: the user's checkpoint, or the trained weights."""
+    """sha256 of the weights file evaluated: the user's checkpoint, or the trained weights
+    (an in-memory model's fingerprint in its place)."""
+    if isinstance(config.source, MemorySource):
+        return config.source.fingerprint
     if isinstance(config.source, UserSource):
         return config.source.checkpoint_sha256
     if isinstance(config.source, RobustBenchSource):  # None at plan time when downloaded

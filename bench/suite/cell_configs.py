@@ -101,6 +101,21 @@ class RobustBenchSource(CellConfig):
         return {k: v for k, v in out.items() if not (k == "download" and v is False)}
 
 
+class MemorySource(CellConfig):
+    """A model handed over in memory (bench.api.evaluate_robustness), identified by a
+    fingerprint of its state_dict (bench.fingerprint) in place of a checkpoint's sha256."""
+
+    fingerprint: str
+
+
+class MemoryData(CellConfig):
+    """Examples handed over in memory (bench.api.evaluate_robustness): the name the rows
+    give them, and the seed of a `limit` subset (a suite's `[datasets.X] seed`)."""
+
+    name: str
+    seed: int = 0
+
+
 ModelSource = Union[TrainedSource, UserSource, RobustBenchSource]
 
 
@@ -182,8 +197,8 @@ class RobustnessCellConfig(CellConfig):
     OMIT_IF_NONE: ClassVar[frozenset[str]] = frozenset({"examples"})
 
     model: str
-    source: ModelSource
-    dataset: DatasetSpec
+    source: ModelSource | MemorySource  # in memory: bench.evaluation only, never planned
+    dataset: DatasetSpec | MemoryData
     split: Literal["train", "test"]
     attack: Literal[ATTACK_NAMES]
     attack_params: AnyAttackParams  # the model ATTACK_PARAMS names for `attack`

@@ -18,7 +18,7 @@ from bench.registry import Registry
 from bench.suite.reference_checks import check_reference
 from bench.suite.rules import validate_rules
 from bench.suite.schema import REFERENCES, Suite
-from bench.suite.tomlfile import find_line, key_path, read_toml
+from bench.suite.tomlfile import find_line, key_path, parse_toml, read_toml
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,18 @@ class LoadedSuite:
 def load_suite(path: str | Path) -> LoadedSuite:
     path = Path(path)
     text, raw = read_toml(path, "suite")
+    return validated(path, text, raw)
+
+
+def load_suite_text(text: str, path: str | Path) -> LoadedSuite:
+    """A suite given as text (bench.api.run_suite with a dict): validated exactly as a file
+    at `path` would be; relative paths in it are relative to `path`'s folder."""
+    path = Path(path)
+    return validated(path, text, parse_toml(text, path))
+
+
+def validated(path: Path, text: str, raw: dict) -> LoadedSuite:
+    """The checked suite, or the first problem as a one-line SuiteError."""
     try:
         suite = Suite.model_validate(raw)
     except ValidationError as exc:

@@ -91,7 +91,7 @@ def plan_robustness(suite: Suite, base: Path, out: _Plan,
             for ckpt in user_checkpoints.get(model, [None]):
                 deps, source = _model_source(suite, model, seed, base, out, ckpt)
                 name = model if ckpt is None else ckpt.model
-                where = (name, seed, rob.split, rob.norm, rob.batch_size)
+                where = model_check_key(name, seed, rob)
                 config = RobustnessCellConfig(
                     model=name, source=source,
                     dataset=dataset_spec(suite, suite.models[model].dataset, base),
@@ -103,6 +103,11 @@ def plan_robustness(suite: Suite, base: Path, out: _Plan,
                 label = f"{rob.attack} {name} seed={seed}"
                 out.add(Cell("robustness", config, deps | plan_shards(rob, config, deps, label, out),
                              label))
+
+
+def model_check_key(model: str, seed: int, rob: RobustnessConfig) -> tuple:
+    """The model-level checks run once per value of this (in the first cell that has it)."""
+    return model, seed, rob.split, rob.norm, rob.batch_size
 
 
 def plan_shards(rob: RobustnessConfig, config: RobustnessCellConfig, deps: dict[str, str],

@@ -26,8 +26,13 @@ def read_toml(path: str | Path, what: str = "suite") -> tuple[str, dict]:
         raise SuiteError(path, "<file>", f"no such {what} file") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: a NUL in the path
         raise SuiteError(path, "<file>", f"cannot read the {what} file ({exc})") from None
+    return text, parse_toml(text, path)
+
+
+def parse_toml(text: str, path: str | Path) -> dict:
+    """The parsed table of TOML `text` (from the file at `path`), or a one-line SuiteError."""
     try:
-        return text, tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         line = getattr(exc, "lineno", None) or _line_from_message(str(exc))
         raise SuiteError(path, "<toml>", f"invalid TOML: {getattr(exc, 'msg', exc)}", line) from None
