@@ -1,7 +1,7 @@
 """bench from Python: a notebook or a training script gets the tables a suite run writes.
 
     evaluate_robustness(model, data, attacks, epsilons, ...) -> pandas.DataFrame
-        the robustness rows of an nn.Module on in-memory examples (bench.evaluation)
+        the robustness rows of an nn.Module on in-memory examples (bench.api_robustness)
     run_suite(path_or_dict, ...) -> Run
         `bench run` on a suite file, or a suite given as a dict; the run's tables as DataFrames
 
@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from bench import defaults
-from bench.evaluation import evaluate_robustness
+from bench.api_robustness import evaluate_robustness
 
 __all__ = ["Run", "evaluate_robustness", "run_suite"]
 

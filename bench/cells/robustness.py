@@ -108,7 +108,7 @@ def shard_of(config: RobustnessCellConfig, evaluated: ImageData) -> ImageData:
 
 def attack_loaded(config: RobustnessCellConfig, env: RunEnv, target: Target,
                   evaluated: ImageData, subset: dict) -> dict[str, list[dict]]:
-    """`attack_examples` once the model and the examples are loaded (bench.evaluation hands
+    """`attack_examples` once the model and the examples are loaded (bench.api_robustness hands
     in-memory ones): the per-example blocks and the shard's cost row."""
     start, stop = example_range(config, len(evaluated))
     data = shard_of(config, evaluated)

@@ -197,7 +197,7 @@ class RobustnessCellConfig(CellConfig):
     OMIT_IF_NONE: ClassVar[frozenset[str]] = frozenset({"examples"})
 
     model: str
-    source: ModelSource | MemorySource  # in memory: bench.evaluation only, never planned
+    source: ModelSource | MemorySource  # in memory: bench.api_robustness only, never planned
     dataset: DatasetSpec | MemoryData
     split: Literal["train", "test"]
     attack: Literal[ATTACK_NAMES]
