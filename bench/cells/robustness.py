@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from typing import Callable
 
 import torch
 from torch import nn
@@ -42,13 +43,10 @@ def run_robustness_cell(config: RobustnessCellConfig, inputs: dict[str, CellResu
     data = split if len(index) == len(split) else split.take(index)
     model, notes = load_model(config, inputs, data)
     warning = output_warning(model, data, config, env.device)
-    sweep = ATTACKS.get(config.attack)
+    sweep = ATTACKS.get(config.attack)  # imported before the clock starts
 
     start = time.perf_counter()
-    clean_pred = predict(model, data.x, config.batch_size, env.device)
-    results = sweep(model, data.x, data.y, config.epsilons, config.batch_size, env.device,
-                    seed=config.seed, progress=env.progress,
-                    **config.attack_params.sweep_kwargs())
+    clean_pred, results = clean_and_sweep(sweep, model, data, config, env)
     seconds = time.perf_counter() - start
 
     ident = {
@@ -72,6 +70,20 @@ def run_robustness_cell(config: RobustnessCellConfig, inputs: dict[str, CellResu
     records = {S.ROBUSTNESS: rows, S.CORRECTNESS: correct}
     checks = sanity_checks(model, data, clean_ok, results, config, env.device)
     return CellResult(records=records | ({S.CHECKS: checks} if checks else {}))
+
+
+def clean_and_sweep(sweep: Callable[..., list[EpsilonResult]], model: nn.Module, data: ImageData,
+                    config: RobustnessCellConfig, env: RunEnv
+                    ) -> tuple[torch.Tensor, list[EpsilonResult]]:
+    """The clean predictions and the attack's results. The clean predictions come from the
+    sweep when it has them (FGSM's gradient pass: `predict`'s, tests/test_attacks.py), else
+    from a `predict` pass of their own."""
+    results = sweep(model, data.x, data.y, config.epsilons, config.batch_size, env.device,
+                    seed=config.seed, progress=env.progress,
+                    **config.attack_params.sweep_kwargs())
+    if results and results[0].clean_pred is not None:
+        return results[0].clean_pred, results
+    return predict(model, data.x, config.batch_size, env.device), results
 
 
 def sanity_checks(model: nn.Module, data: ImageData, clean_ok: torch.Tensor,
