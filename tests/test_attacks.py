@@ -228,18 +228,22 @@ def test_robustness_cell_rows(trained, tmp_path):
 
 def direct_fgsm(model, x, y, eps, batch_size):
     """torchattacks.FGSM batch by batch, and the sizes measured on its output: (predictions,
-    L∞, L2), and whether the clamp changed any pixel (x + ε·sign(∇) outside [0, 1])."""
-    preds, linf, l2, clamped = [], [], [], False
+    L∞, L2)."""
+    preds, linf, l2 = [], [], []
     for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
         adv = torchattacks.FGSM(model, eps=eps)(xb, yb)
         with torch.no_grad():
             preds.append(model(adv).argmax(1))
         linf.append(linf_per_sample(adv, xb))
         l2.append(l2_per_sample(adv, xb))
-        model.eval()
-        unclamped = xb + eps * input_gradient(model, xb, yb).sign()
-        clamped |= bool(((unclamped < 0) | (unclamped > 1)).any())
-    return torch.cat(preds), torch.cat(linf), torch.cat(l2), clamped
+    return torch.cat(preds), torch.cat(linf), torch.cat(l2)
+
+
+def clamp_bites(model, x, y, eps, batch_size):
+    """Whether x + ε·sign(∇ₓ loss) leaves [0, 1] anywhere: whether FGSM's clamp changes a pixel."""
+    model.eval()
+    return any(bool(((xb + eps * input_gradient(model, xb, yb).sign()) - 0.5).abs().gt(0.5).any())
+               for xb, yb in zip(x.split(batch_size), y.split(batch_size)))
 
 
 @pytest.fixture(scope="module")
@@ -247,7 +251,7 @@ def resnet18_images():
     torch.manual_seed(0)
     model = build_classifier("resnet18", None, (3, 32, 32), 10).eval()
     gen = torch.Generator().manual_seed(0)
-    return model, torch.rand(34, 3, 32, 32, generator=gen), torch.randint(0, 10, (34,), generator=gen)
+    return model, torch.rand(24, 3, 32, 32, generator=gen), torch.randint(0, 10, (24,), generator=gen)
 
 
 @pytest.fixture(params=["small-cnn", "tutorial-lenet", "resnet18"])
@@ -259,7 +263,7 @@ def architecture(request):
     if request.param == "tutorial-lenet":
         model, x, y = request.getfixturevalue("tutorial_lenet")
         return model, x[:300], y[:300], 128
-    return (*request.getfixturevalue("resnet18_images"), 20)
+    return (*request.getfixturevalue("resnet18_images"), 10)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -268,18 +272,19 @@ def test_fgsm_sweep_norms_equal_those_measured_on_torchattacks_images(architectu
                                                                        threads):
     """L∞ and L2 per sample, bit for bit, on the images as they come (digits: pixels at 0 and
     1, where the clamp cuts the step short) and squeezed into [0.35, 0.65] (no ε ≤ 0.3 step
-    leaves [0, 1]: there the sizes are ε, and ε·sqrt(pixels stepped), up to float rounding)."""
+    leaves [0, 1]: there L∞ is ε up to the rounding of x + ε, so sizes derived from ε would
+    equal the measured ones only within that rounding)."""
     model, x, y, batch = architecture
     if clamp == "never":
         x = 0.35 + 0.3 * x
-    eps = [0.0, 0.05, 8 / 255, 0.3]
+    eps = [0.0, 8 / 255, 0.3]
+    assert clamp_bites(model, x, y, eps[-1], batch) == (clamp == "bites")  # the case it claims
     with torch_threads(threads):
         results = fgsm_sweep(model, x, y, eps, batch, "cpu")
         for e, res in zip(eps, results):
-            pred, linf, l2, clamped = direct_fgsm(model, x, y, e, batch)
+            pred, linf, l2 = direct_fgsm(model, x, y, e, batch)
             assert torch.equal(res.adv_pred, pred), f"ε={e}"
             assert torch.equal(res.linf, linf) and torch.equal(res.l2, l2), f"ε={e}"
-            assert clamped == (clamp == "bites" and e > 0)  # each case is the one it claims
             if clamp == "never":
                 assert (res.linf - e).abs().max().item() <= 2**-23
     assert results[-1].linf.min().item() > 0  # the sizes are not trivially zero
