@@ -14,7 +14,7 @@ import torch
 
 from benchmarks._common import train_briefly, upsampled_digits
 
-SHAPES = ("lenet", "small-cnn", "resnet18")
+SHAPES = ("lenet", "small-cnn", "resnet18", "lenet-mnist")
 
 
 @dataclass
@@ -25,6 +25,7 @@ class Shape:
     x: torch.Tensor
     y: torch.Tensor
     nll: bool  # the model outputs log-probabilities (the tutorial's loss is nll_loss)
+    factory: str  # the zero-argument factory a suite names to build `model` (benchmarks._models)
     notes: list[str] = field(default_factory=list)
 
 
@@ -33,6 +34,8 @@ def build_shape(name: str, images: int) -> Shape:
 
     lenet      the PyTorch FGSM tutorial's LeNet (benchmarks/_models.py) on 1×28×28,
                trained 2 epochs on 10,000 images
+    lenet-mnist  the same LeNet, for the MNIST test set's shape (10,000 × 1×28×28) as the
+               FGSM tutorial's user runs it (fgsm_sweep.SETTINGS: `threads = "all"`)
     small-cnn  bench's small CNN (bench.models.small_cnn) on 1×8×8, trained 2 epochs
     resnet18   bench's CIFAR ResNet-18 (bench.models.resnet) on 3×32×32, untrained
     """
@@ -41,24 +44,29 @@ def build_shape(name: str, images: int) -> Shape:
 
     t0 = time.perf_counter()
     torch.manual_seed(0)
-    if name == "lenet":
+    if name in ("lenet", "lenet-mnist"):
         x_train, y_train = upsampled_digits(10_000, split="train", seed=1)
         x, y = upsampled_digits(images, split="test", seed=2)
         model = train_briefly(TutorialLeNet(), x_train, y_train, epochs=2, batch_size=64)
-        shape = Shape(name, f"tutorial LeNet, {images} × 1×28×28", model, x, y, True)
+        title = ("tutorial LeNet at the MNIST test set's shape" if name == "lenet-mnist"
+                 else "tutorial LeNet")
+        shape = Shape(name, f"{title}, {images} × 1×28×28", model, x, y, True,
+                      "benchmarks._models:tutorial_lenet")
     elif name == "small-cnn":
         x_train, y_train = upsampled_digits(10_000, size=8, split="train", seed=1, max_shift=1)
         x, y = upsampled_digits(images, size=8, split="test", seed=2, max_shift=1)
         model = build_classifier("small-cnn", None, (1, 8, 8), 10)
         model = train_briefly(model, x_train, y_train, epochs=2)
-        shape = Shape(name, f"bench small-cnn, {images} × 1×8×8", model, x, y, False)
+        shape = Shape(name, f"bench small-cnn, {images} × 1×8×8", model, x, y, False,
+                      "benchmarks._models:small_cnn_8x8")
     elif name == "resnet18":
         x, y = upsampled_digits(images, size=32, split="test", seed=2)
         x = x.repeat(1, 3, 1, 1).contiguous()
         model = build_classifier("resnet18", None, (3, 32, 32), 10)
         shape = Shape(name, f"bench resnet18 (CIFAR stem), {images} × 3×32×32", model, x, y,
-                      False, ["untrained: chance-level accuracies; its time does not depend "
-                              "on its weights, and training it here would take an hour"])
+                      False, "benchmarks._models:resnet18_32x32",
+                      ["untrained: chance-level accuracies; its time does not depend "
+                       "on its weights, and training it here would take an hour"])
     else:
         raise SystemExit(f"unknown shape {name!r}; expected one of {', '.join(SHAPES)}")
     shape.model.eval()
