@@ -66,6 +66,16 @@ def test_fgsm_sweep_equals_torchattacks_fgsm_per_epsilon(trained, batch_size):
     assert accs[0] > 0.8 and accs[-1] < accs[0] - 0.3
 
 
+def test_fgsm_sweep_equals_torchattacks_with_zero_between_other_epsilons(trained):
+    """ε = 0 reused from the clean forward while the other ε of a small batch share forwards:
+    the ε copies forwarded together are then not neighbours in the sweep's order."""
+    model, x, y = trained
+    eps = [0.1, 0.0, 0.2, 0.05]
+    assert forward_chunk(model, x[:1], "cpu") >= 3 * 64  # 3 ε copies of a batch per forward
+    for res in fgsm_sweep(model, x, y, eps, 64, "cpu"):
+        assert torch.equal(res.adv_pred, reference_fgsm_predictions(model, x, y, res.epsilon, 64))
+
+
 @pytest.mark.parametrize("forward_bytes, cpu_max", [(1, 256), (2**40, 4096)])
 def test_fgsm_sweep_equals_torchattacks_at_the_smallest_and_largest_forwards(
         trained, forward_bytes, cpu_max, monkeypatch):
