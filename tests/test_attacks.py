@@ -1,20 +1,25 @@
-"""The attack adapters: the shared-gradient FGSM sweep equals torchattacks.FGSM per ε, exactly."""
+"""The attack adapters: the shared-gradient FGSM sweep equals torchattacks.FGSM per ε, exactly:
+its predictions, its per-sample L∞ and L2 sizes and its clean predictions, on every architecture."""
 
 
+import numpy as np
 import pytest
 import torch
 import torchattacks
 
 import bench.attacks.fgsm as fgsm_module
+import bench.cells.robustness as robustness_cell
 from bench import defaults
-from bench.attacks import ATTACKS
+from bench.attacks import ATTACKS, input_gradient, l2_per_sample, linf_per_sample, predict
 from bench.attacks.fgsm import fgsm_sweep, forward_chunk, largest_activation_bytes
 from bench.attacks.pgd import pgd_attack, pgd_sweep
 from bench.cells import CellResult, RunEnv
 from bench.cells.robustness import run_robustness_cell
-from bench.data import ImageData, load_dataset
+from bench.data import ImageData, load_dataset, subset_indices
+from bench.executors.execute import torch_threads
 from bench.models.build import build_classifier
-from bench.suite.cell_configs import FgsmParams, RobustnessCellConfig, TrainedSource
+from bench.store.correctness import unpack_bits
+from bench.suite.cell_configs import FgsmParams, PgdParams, RobustnessCellConfig, TrainedSource
 from bench.suite.schema import Normalization, TrainConfig
 from bench.training.loop import train_classifier
 from benchmarks._common import train_briefly, upsampled_digits
@@ -59,6 +64,16 @@ def test_fgsm_sweep_equals_torchattacks_fgsm_per_epsilon(trained, batch_size):
     # Not a vacuous comparison: the model is trained and the attack really flips predictions.
     accs = [(r.adv_pred == y).float().mean().item() for r in results]
     assert accs[0] > 0.8 and accs[-1] < accs[0] - 0.3
+
+
+def test_fgsm_sweep_equals_torchattacks_with_zero_between_other_epsilons(trained):
+    """ε = 0 reused from the clean forward while the other ε of a small batch share forwards:
+    the ε copies forwarded together are then not neighbours in the sweep's order."""
+    model, x, y = trained
+    eps = [0.1, 0.0, 0.2, 0.05]
+    assert forward_chunk(model, x[:1], "cpu") >= 3 * 64  # 3 ε copies of a batch per forward
+    for res in fgsm_sweep(model, x, y, eps, 64, "cpu"):
+        assert torch.equal(res.adv_pred, reference_fgsm_predictions(model, x, y, res.epsilon, 64))
 
 
 @pytest.mark.parametrize("forward_bytes, cpu_max", [(1, 256), (2**40, 4096)])
@@ -217,3 +232,148 @@ def test_robustness_cell_rows(trained, tmp_path):
     assert rows[1]["robust_acc"] < rows[0]["robust_acc"]
     assert rows[1]["acc_drop"] == rows[1]["clean_acc"] - rows[1]["robust_acc"]
     assert rows[0]["images_per_s"] > 0
+
+
+# -- what else the sweep reports: the perturbation sizes and the clean predictions -------------
+
+def direct_fgsm(model, x, y, eps, batch_size):
+    """torchattacks.FGSM batch by batch, and the sizes measured on its output: (predictions,
+    L∞, L2)."""
+    preds, linf, l2 = [], [], []
+    for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
+        adv = torchattacks.FGSM(model, eps=eps)(xb, yb)
+        with torch.no_grad():
+            preds.append(model(adv).argmax(1))
+        linf.append(linf_per_sample(adv, xb))
+        l2.append(l2_per_sample(adv, xb))
+    return torch.cat(preds), torch.cat(linf), torch.cat(l2)
+
+
+def clamp_bites(model, x, y, eps, batch_size):
+    """Whether x + ε·sign(∇ₓ loss) leaves [0, 1] anywhere: whether FGSM's clamp changes a pixel."""
+    model.eval()
+    return any(bool(((xb + eps * input_gradient(model, xb, yb).sign()) - 0.5).abs().gt(0.5).any())
+               for xb, yb in zip(x.split(batch_size), y.split(batch_size)))
+
+
+@pytest.fixture(scope="module")
+def resnet18_images():
+    torch.manual_seed(0)
+    model = build_classifier("resnet18", None, (3, 32, 32), 10).eval()
+    gen = torch.Generator().manual_seed(0)
+    return model, torch.rand(24, 3, 32, 32, generator=gen), torch.randint(0, 10, (24,), generator=gen)
+
+
+@pytest.fixture(params=["small-cnn", "tutorial-lenet", "resnet18"])
+def architecture(request):
+    """(model, x, y, batch size) for each architecture the sweep is proven equal on."""
+    if request.param == "small-cnn":
+        model, x, y = request.getfixturevalue("trained")
+        return model, x, y, 128
+    if request.param == "tutorial-lenet":
+        model, x, y = request.getfixturevalue("tutorial_lenet")
+        return model, x[:300], y[:300], 128
+    return (*request.getfixturevalue("resnet18_images"), 10)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("clamp", ["bites", "never"])
+def test_fgsm_sweep_norms_equal_those_measured_on_torchattacks_images(architecture, clamp,
+                                                                       threads):
+    """L∞ and L2 per sample, bit for bit, on the images as they come (digits: pixels at 0 and
+    1, where the clamp cuts the step short) and squeezed into [0.35, 0.65] (no ε ≤ 0.3 step
+    leaves [0, 1]: there L∞ is ε up to the rounding of x + ε, so sizes derived from ε would
+    equal the measured ones only within that rounding)."""
+    model, x, y, batch = architecture
+    if clamp == "never":
+        x = 0.35 + 0.3 * x
+    eps = [0.0, 8 / 255, 0.3]
+    assert clamp_bites(model, x, y, eps[-1], batch) == (clamp == "bites")  # the case it claims
+    with torch_threads(threads):
+        results = fgsm_sweep(model, x, y, eps, batch, "cpu")
+        for e, res in zip(eps, results):
+            pred, linf, l2 = direct_fgsm(model, x, y, e, batch)
+            assert torch.equal(res.adv_pred, pred), f"ε={e}"
+            assert torch.equal(res.linf, linf) and torch.equal(res.l2, l2), f"ε={e}"
+            if clamp == "never":
+                assert (res.linf - e).abs().max().item() <= 2**-23
+    assert results[-1].linf.min().item() > 0  # the sizes are not trivially zero
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("batch_size", [7, 100, 512])
+def test_fgsm_clean_predictions_are_those_of_predict(architecture, batch_size, threads):
+    """`clean_pred`, taken from the gradient pass, equals a `predict` pass at the same batch
+    size, on every architecture; the model may come in train mode (the LeNet's dropout)."""
+    model, x, y, _ = architecture
+    with torch_threads(threads):
+        model.train()
+        try:
+            results = fgsm_sweep(model, x, y, [0.0, 0.1], batch_size, "cpu")
+            expected = predict(model, x, batch_size, "cpu")
+        finally:
+            model.eval()
+    assert all(res.clean_pred is results[0].clean_pred for res in results)
+    assert results[0].clean_pred.dtype == torch.long and results[0].clean_pred.device.type == "cpu"
+    assert torch.equal(results[0].clean_pred, expected)
+    assert torch.equal(results[0].adv_pred, expected)  # ε = 0: the same forward
+
+
+def test_fgsm_sweep_equals_torchattacks_on_the_tutorial_lenet_on_two_threads(tutorial_lenet):
+    """On 2 threads the forwards hold twice as many images (a whole batch of 512 here)."""
+    model, x, y = tutorial_lenet
+    with torch_threads(2):
+        assert forward_chunk(model, x[:1], "cpu") == 2 * forward_chunk(model, x[:1], "cpu", 1)
+        for res in fgsm_sweep(model, x, y, EPSILONS, defaults.EVAL_BATCH_SIZE, "cpu"):
+            expected = reference_fgsm_predictions(model, x, y, res.epsilon,
+                                                  defaults.EVAL_BATCH_SIZE)
+            assert torch.equal(res.adv_pred, expected), f"ε={res.epsilon}"
+
+
+def test_forward_chunk_scales_with_the_threads():
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 27, 1), torch.nn.Flatten(),
+                              torch.nn.Linear(27 * 784, 10))
+    example = torch.zeros(1, 1, 28, 28)
+    assert forward_chunk(net, example, "cpu", threads=1) == 99
+    assert forward_chunk(net, example, "cpu", threads=4) == 4 * 99
+    assert forward_chunk(net, example, "cuda", threads=4) == fgsm_module.MAX_FORWARD
+
+
+def _cell(trained, tmp_path, attack_params, attack="fgsm"):
+    model, _, _ = trained
+    weights = tmp_path / "w.pt"
+    torch.save(model.state_dict(), weights)
+    config = RobustnessCellConfig(
+        model="cnn", source=TrainedSource(arch="small-cnn",
+                                          normalize=Normalization(mean=[0.3], std=[0.4])),
+        dataset=DIGITS, split="test", attack=attack, attack_params=attack_params,
+        epsilons=[0.0, 0.1], batch_size=128, limit=200, seed=0)
+    env = RunEnv(device="cpu", cache_dir=tmp_path, artifacts_dir=tmp_path, progress=False)
+    inputs = {"model": CellResult(artifacts={"weights": str(weights)})}
+    return run_robustness_cell(config, inputs, env).records
+
+
+def test_the_fgsm_cell_takes_its_clean_predictions_from_the_sweep(trained, tmp_path,
+                                                                   monkeypatch):
+    """No clean pass of its own for FGSM (its sweep gives them); one for an attack that does not
+    (PGD). Either way the clean columns are those of `predict`."""
+    calls = []
+
+    def counting_predict(*args, **kwargs):
+        calls.append(args)
+        return predict(*args, **kwargs)
+
+    monkeypatch.setattr(robustness_cell, "predict", counting_predict)
+    fgsm = _cell(trained, tmp_path, FgsmParams(norm="linf"))
+    assert calls == []
+    pgd = _cell(trained, tmp_path, PgdParams(norm="linf", steps=1, alpha=None, random_start=False,
+                                             restarts=1, loss="ce"), attack="pgd")
+    assert len(calls) == 1
+    model, x = calls[0][0], calls[0][1]
+    split = load_dataset(DIGITS, "test")
+    y = split.y[subset_indices(len(split), 200, DIGITS.seed)]
+    clean_ok = predict(model, x, 128, "cpu") == y
+    for records in (fgsm, pgd):
+        assert [r["n_clean_correct"] for r in records["robustness"]] == [int(clean_ok.sum())] * 2
+        for row in records["correctness"]:
+            assert np.array_equal(unpack_bits(row["clean_correct"], 200), clean_ok.numpy())

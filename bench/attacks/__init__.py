@@ -66,6 +66,9 @@ class EpsilonResult:
     # Every setting the attack ran with, defaults resolved (JSON scalars): attack, norm, ε,
     # seed and the attack's own (steps, alpha, restarts, loss, version, n_classes, ...).
     params: Mapping[str, Any] = field(default_factory=dict)
+    # int64 (N,) on the CPU: the clean predictions, when the sweep got them for free from a
+    # forward it ran anyway (FGSM's gradient pass), exactly what `predict` gives; else None.
+    clean_pred: torch.Tensor | None = None
 
     @property
     def distance(self) -> torch.Tensor:

@@ -25,6 +25,7 @@ import json
 import math
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
@@ -117,10 +118,7 @@ def attack_loaded(config: RobustnessCellConfig, env: RunEnv, target: Target,
     sweep = sweep_for(config.attack, config.implementation)
 
     t0 = time.perf_counter()
-    clean_pred = predict(model, data.x, config.batch_size, env.device)
-    results = sweep(model, data.x, data.y, config.epsilons, config.batch_size, env.device,
-                    seed=config.seed, offset=start, progress=env.progress,
-                    **config.attack_params.sweep_kwargs())
+    clean_pred, results = clean_and_sweep(sweep, model, data, config, env, start)
     seconds = time.perf_counter() - t0
 
     ident = identity_columns(config, target.checkpoint_sha256,
@@ -140,6 +138,20 @@ def attack_loaded(config: RobustnessCellConfig, env: RunEnv, target: Target,
                device=env.device, device_name=device_name(env.device),
                checkpoint_notes="; ".join(target.notes) or None, output_warning=warning)
     return {S.EXAMPLE_BLOCKS: blocks, S.SHARDS: [cost]}
+
+
+def clean_and_sweep(sweep: Callable[..., list[EpsilonResult]], model: nn.Module, data: ImageData,
+                    config: RobustnessCellConfig, env: RunEnv, offset: int
+                    ) -> tuple[torch.Tensor, list[EpsilonResult]]:
+    """The clean predictions and the attack's results. The clean predictions come from the
+    sweep when it has them (FGSM's gradient pass: `predict`'s, tests/test_attacks.py), else
+    from a `predict` pass of their own."""
+    results = sweep(model, data.x, data.y, config.epsilons, config.batch_size, env.device,
+                    seed=config.seed, offset=offset, progress=env.progress,
+                    **config.attack_params.sweep_kwargs())
+    if results and results[0].clean_pred is not None:
+        return results[0].clean_pred, results
+    return predict(model, data.x, config.batch_size, env.device), results
 
 
 def evaluated_examples(config: RobustnessCellConfig) -> tuple[ImageData, dict]:
