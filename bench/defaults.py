@@ -120,3 +120,22 @@ UNBOUNDED_MAX_ACC = 0.02
 # on this many examples.
 CONVERGENCE_FACTOR = 5
 CONVERGENCE_SAMPLE = 256
+
+# FID and its checks (bench/metrics/fidelity.py, bench/checks/fid*.py, memorisation.py).
+FID_BATCH_SIZE = 256  # images per extractor forward, and per sampler call in bench.api.fid
+# Samples the FID checks look at (the first ones): the batch-size check extracts them again,
+# the memorisation check searches their nearest reference image (and measures the reference's
+# own spacing on as many reference images). Bounded so that the checks cost a fixed amount
+# (for Inception on 50,000 samples, 2% more extraction), not a second evaluation.
+FID_CHECK_SAMPLES = 1000
+# The same samples' FID at two batch sizes may differ by max(RTOL × FID, ATOL): 0.1% of the
+# FID is below the last digit anyone reports (FIDs are quoted to 3 significant digits), and
+# ATOL covers FIDs near 0. Measured (benchmarks/fid_checks_calibration.py), float32 on a CPU:
+# relative differences of ~1e-7 to 1e-6 for the domain extractor.
+FID_BATCH_RTOL = 1e-3
+FID_BATCH_ATOL = 1e-3
+# Memorisation (bench/checks/memorisation.py): a generated sample nearer to a reference image
+# than FID_COPY_RATIO × the real data's spacing is a near-copy; the check fails when
+# near-copies exceed the reference's own near-copy share by FID_COPY_SHARE.
+FID_COPY_RATIO = 0.25
+FID_COPY_SHARE = 0.05
