@@ -137,5 +137,5 @@ FID_BATCH_ATOL = 1e-3
 # Memorisation (bench/checks/memorisation.py): a generated sample nearer to a reference image
 # than FID_COPY_RATIO × the real data's spacing is a near-copy; the check fails when
 # near-copies exceed the reference's own near-copy share by FID_COPY_SHARE.
-FID_COPY_RATIO = 0.25
+FID_COPY_RATIO = 1 / 3
 FID_COPY_SHARE = 0.05

@@ -76,7 +76,7 @@ def memorisation_outcome(m: Memorisation, ratio: float = defaults.FID_COPY_RATIO
                          share: float = defaults.FID_COPY_SHARE) -> Outcome:
     copies = m.copy_share(ratio)
     allowed = m.real_copy_share + share
-    seen = (f"{copies:.1%} of {len(m.ratio)} samples lie within {ratio:g}× the real data's "
+    seen = (f"{copies:.1%} of {len(m.ratio)} samples lie within {ratio:.2g}× the real data's "
             f"spacing ({m.spacing:.3g}) of one of {m.n_reference} reference images "
             f"(median {float(m.ratio.median()):.2f}×; {m.real_copy_share:.1%} of the reference "
             f"images are that close to another); allowed {allowed:.1%}")
