@@ -149,8 +149,13 @@ def real_input(reference: Reference) -> RealInput:
     if isinstance(reference, ReferenceStats):
         return RealInput(reference.source, stats=reference)
     if isinstance(reference, Path) or (isinstance(reference, str) and Path(reference).is_file()):
+        if not Path(reference).is_file():
+            raise FileNotFoundError(f"reference statistics file not found: {reference}")
         stats = load_reference_stats(reference)
         return RealInput(stats.source, stats=stats)
+    if isinstance(reference, str) and reference.endswith(".pt"):
+        raise FileNotFoundError(f"reference statistics file not found: {reference} (a "
+                                "dataset is named by its kind, e.g. \"digits\")")
     if isinstance(reference, (str, dict, DatasetSpec)):
         spec = reference if isinstance(reference, DatasetSpec) else _dataset(reference)
         return RealInput(spec.name, spec, load_dataset(spec, "train").x,

@@ -136,6 +136,13 @@ FID_BATCH_RTOL = 1e-3
 FID_BATCH_ATOL = 1e-3
 # Memorisation (bench/checks/memorisation.py): a generated sample nearer to a reference image
 # than FID_COPY_RATIO × the real data's spacing is a near-copy; the check fails when
-# near-copies exceed the reference's own near-copy share by FID_COPY_SHARE.
+# near-copies exceed the reference's own near-copy share by FID_COPY_SHARE. Measured on the
+# digits under the domain extractor (benchmarks/fid_checks_calibration.py copies, gan):
+# held-out real images sit at a median 1.05 spacings from the train split, 0.2% of them
+# below a third (at most 2.2% against a reference of only 16 images); training images with
+# pixel noise of σ = 0.01 (2.5 grey levels) at 0.11, σ = 0.03 at 0.32; a DCGAN trained on
+# 8 digits has 26% of its samples below a third after 300 steps, 45% after 600. A third
+# keeps real data well clear while catching copies up to visible noise; 5% more than the
+# data's own duplicates is above held-out real images even against 16 reference images.
 FID_COPY_RATIO = 1 / 3
 FID_COPY_SHARE = 0.05

@@ -126,6 +126,8 @@ def test_a_gan_run_by_bench_run_and_its_samples_through_the_api_score_the_same(
     assert got["real_floor_num_samples"] == final["real_floor_num_samples"]
     api_checks = {r["check"]: (r["passed"], r["value"]) for r in got["checks"]}
     assert api_checks == {r.check: (r.passed, r.value) for r in run_checks.itertuples()}
+    report = (run / "report.md").read_text()  # the run's checks reach its report
+    assert all(name in report for name in api_checks) and "Sanity checks" in report
 
 
 def test_reference_statistics_file_gives_the_dataset_fid(digits, digits_extractor, tmp_path):
@@ -141,6 +143,10 @@ def test_reference_statistics_file_gives_the_dataset_fid(digits, digits_extracto
     assert math.isnan(from_file["kid_mean"]) and math.isnan(from_file["real_floor_fid"])
     checks = {r["check"] for r in from_file["checks"]}
     assert checks == {"fid_batch_size_invariance", "fid_sample_count"}  # no images to search
+    with pytest.raises(FileNotFoundError, match="reference statistics file not found"):
+        score(TensorSampler(test), tmp_path, "auto", reference=str(tmp_path / "nope.pt"))
+    with pytest.raises(ValueError, match="not a bench reference-statistics file"):
+        score(TensorSampler(test), tmp_path, "auto", reference=digits_extractor.weights_path)
     with pytest.raises(ValueError, match="kid and prc need the reference's images"):
         score(TensorSampler(test), tmp_path, "auto", reference=path, metrics=["fid", "kid"])
     with pytest.raises(ValueError, match="float64=False"):

@@ -19,6 +19,7 @@ from bench.metrics.fidelity import Extractor, RealFeatures
 from bench.store.atomic import atomic_torch_save
 
 FORMAT = 1
+KIND = "bench-reference-stats"  # tells the file from other torch files (a weights file...)
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class ReferenceStats:
 def save_reference_stats(path: str | Path, stats: ReferenceStats) -> Path:
     ext, real = stats.extractor, stats.real
     payload = {
-        "format": FORMAT, "source": stats.source, "float64": stats.float64,
+        "kind": KIND, "format": FORMAT, "source": stats.source, "float64": stats.float64,
         "n": int(real.n), "shape": [int(s) for s in real.shape],
         "mu": torch.from_numpy(real.fid_stats["mu"]),
         "sigma": torch.from_numpy(real.fid_stats["sigma"]),
@@ -45,7 +46,7 @@ def save_reference_stats(path: str | Path, stats: ReferenceStats) -> Path:
 
 def load_reference_stats(path: str | Path) -> ReferenceStats:
     payload = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    if not isinstance(payload, dict) or (payload.get("kind"), payload.get("format")) != (KIND, FORMAT):
         raise ValueError(f"{path}: not a bench reference-statistics file (format {FORMAT}); "
                          "write one with bench.api.save_reference")
     e = payload["extractor"]
