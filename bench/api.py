@@ -77,7 +77,7 @@ def fid(sampler: Sampler | Dataset | torch.Tensor, reference: Reference = "digit
         "num_samples": num_samples, "num_real_samples": real_features.n,
         "real_floor_fid": real.floor, "real_floor_num_samples": n_floor,
         "fid_at_floor_count": scorer.fid_at(generated, real_features, n_floor)
-        if n_floor else math.nan,
+        if n_floor and "fid" in scorer.metrics else math.nan,
         "extractor": ext.name, "extractor_hash": ext.hash, "float64": float64,
         "batch_size": batch_size, "checks": [], "nearest_real": None}
     if checks:
