@@ -4,6 +4,8 @@ PNGs and read back through torch-fidelity's own folder input.
     python benchmarks/fid_in_memory.py [--rounds 5] [--threads 1] [--setups digits,rgb32]
     python benchmarks/fid_in_memory.py --metrics fid     # FID alone (KID's 100 subsets dominate
                                                          # both paths at the default metrics)
+    python benchmarks/fid_in_memory.py --sampler stored  # samples drawn beforehand: the
+                                                         # generator's cost left out of both
     python benchmarks/fid_in_memory.py --setups inception --samples 256   # slow on a CPU
 
 Contenders, alternating in one process (round r starts with the r-th), each from the sampler
@@ -23,8 +25,10 @@ The metric values must be identical: the disk path reads back exactly the uint8 
 in-memory path scores, in the same order and batches (gray PNGs come back as three equal
 planes, which bench's domain extractor takes back to one).
 
-Setups (generated images: an untrained DCGAN's samples, drawn batch by batch; the timing does
-not depend on how good they are):
+Setups (generated images: an untrained DCGAN's samples, drawn batch by batch, or with
+--sampler stored drawn beforehand and handed out batch by batch; the timing does not depend
+on how good they are. On a CPU the 32×32 DCGAN's sampling costs more than everything else
+together, and both paths pay it):
   digits     8×8 gray digits, bench's domain extractor (the extractor cell's recipe, trained
              once into the cache folder), reference "digits" (1,347 train images), the API's
              default 2,000 samples
@@ -76,6 +80,22 @@ class DcganSampler:
 
     def __call__(self, n: int) -> torch.Tensor:
         return self.gan.sample(torch.randn(n, 64, generator=self.gen))
+
+
+class StoredSampler:
+    """sampler(n): the next n of a DCGAN's samples drawn beforehand, so that the generator's
+    cost (common to both paths; on a CPU it can dominate) is out of the timing."""
+
+    def __init__(self, source: DcganSampler, n: int):
+        self.images = torch.cat([source(min(256, n - i)) for i in range(0, n, 256)])
+        self.reset()
+
+    def reset(self):
+        self.at = 0
+
+    def __call__(self, n: int) -> torch.Tensor:
+        self.at += n
+        return self.images[self.at - n:self.at]
 
 
 def inception_weights(folder: Path) -> str:
@@ -168,8 +188,10 @@ def reference_of(setup: dict):
     return fidelity.real_reference(real.train, real.dataset, "train", n, setup["extractor"])
 
 
-def run_setup(name: str, rounds: int, folder: Path, samples: int) -> None:
+def run_setup(name: str, rounds: int, folder: Path, samples: int, stored: bool) -> None:
     setup = make_setup(name, folder, samples)
+    if stored:
+        setup["sampler"] = StoredSampler(setup["sampler"], setup["num_samples"])
     cache = folder / "cache"
     reference = reference_of(setup)
     contenders = {"in-memory": lambda: in_memory(setup, cache, True),
@@ -216,17 +238,19 @@ def main(argv=None) -> int:
     parser.add_argument("--setups", default="digits,rgb32")
     parser.add_argument("--samples", type=int, default=0, help="0: each setup's default")
     parser.add_argument("--metrics", default=",".join(METRICS))
+    parser.add_argument("--sampler", choices=["dcgan", "stored"], default="dcgan",
+                        help="stored: samples drawn beforehand (the generator's cost left out)")
     args = parser.parse_args(argv)
     METRICS[:] = args.metrics.split(",")
     torch.set_num_threads(args.threads)
     np.seterr(all="ignore")
     print("FID in memory (bench.api.fid) vs PNGs on disk read back by torch-fidelity; "
-          f"metrics {METRICS}")
+          f"metrics {METRICS}; sampler {args.sampler}")
     for line in machine_lines():
         print(line)
     with tempfile.TemporaryDirectory(prefix="bench-fid-mem-") as tmp:
         for name in args.setups.split(","):
-            run_setup(name, args.rounds, Path(tmp), args.samples)
+            run_setup(name, args.rounds, Path(tmp), args.samples, args.sampler == "stored")
     print(f"\nload average at the end {fmt_load()}")
     return 0
 
