@@ -21,9 +21,10 @@ from torch.utils.data import Dataset
 
 from bench import defaults
 from bench.checks.fid import fid_check_rows, fid_checks
+from bench.data import seeded_indices
 from bench.metrics import fidelity
 from bench.metrics.reference_stats import ReferenceStats, load_reference_stats, save_reference_stats
-from bench.metrics.samples import SampleError, check_count, sample_batches
+from bench.metrics.samples import SampleError, check_count, gather, sample_batches
 from bench.suite.cell_configs import DatasetSpec
 
 __all__ = ["fid", "save_reference", "domain_extractor", "inception_extractor", "SampleError"]
@@ -100,8 +101,8 @@ def save_reference(reference: Reference, path: str | Path, *, extractor="auto",
     ext = resolve_extractor(extractor, inception_weights, real_in, device, cache)
     scorer = fidelity.Scorer(ext, ["fid"], device, cache, batch_size=batch_size,
                              float64=float64)
-    n = real_in.train.shape[0] if num_samples is None else num_samples
-    ref = fidelity.real_reference(real_in.train, real_in.dataset, "train", n, ext)
+    n = real_in.count if num_samples is None else num_samples
+    ref = fidelity.real_reference(real_in.images(n), real_in.dataset, "train", n, ext)
     full = scorer.real(ref)
     stats = ReferenceStats(fidelity.RealFeatures(None, full.fid_stats, full.n, full.shape),
                            ext, float64, real_in.label)
@@ -138,9 +139,25 @@ class RealInput:
 
     label: str  # the dataset's name, "images", or the statistics' source
     dataset: DatasetSpec | None = None
-    train: torch.Tensor | None = None  # reference images: float in [0, 1] or uint8
+    train: torch.Tensor | Dataset | None = None  # reference images (a user's: unchecked yet)
     heldout: torch.Tensor | None = None  # real images not in `train`, for the floor
     stats: ReferenceStats | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self.train)
+
+    def images(self, n: int) -> torch.Tensor:
+        """The reference images `real_reference` keeps of `n` (all of a dataset's split: it
+        draws the subset itself); a user's are checked, and only the subset is loaded."""
+        if self.dataset is not None:
+            return self.train
+        index = (seeded_indices(len(self.train), n, fidelity.REFERENCE_SUBSET_SEED)
+                 if n < len(self.train) else None)
+        try:
+            return gather(self.train, index)
+        except SampleError as exc:
+            raise SampleError(f"reference: {exc}") from None
 
 
 def real_input(reference: Reference) -> RealInput:
@@ -161,12 +178,7 @@ def real_input(reference: Reference) -> RealInput:
         return RealInput(spec.name, spec, load_dataset(spec, "train").x,
                          load_dataset(spec, "test").x)
     if isinstance(reference, (Dataset, torch.Tensor)):
-        try:
-            n = len(reference)
-            images = torch.cat(list(sample_batches(reference, n, defaults.FID_BATCH_SIZE)))
-        except SampleError as exc:
-            raise SampleError(f"reference: {exc}") from None
-        return RealInput("images", train=images)
+        return RealInput("images", train=reference)
     raise TypeError(f"reference: cannot use a {type(reference).__name__}; pass a dataset kind "
                     "(\"digits\"), a [datasets.X] table as a dict, real images (a Dataset or "
                     "tensor) or reference statistics (bench.api.save_reference)")
@@ -243,7 +255,7 @@ def real_side(real_in: RealInput, scorer: fidelity.Scorer, num_samples: int,
         return fidelity.RealSide(none, None, math.nan), real_in.stats.real
     n_ref = num_samples if num_real_samples is None else num_real_samples
     _positive("num_real_samples", n_ref, 2)
-    real = fidelity.real_side(real_in.dataset, real_in.train, real_in.heldout, scorer,
+    real = fidelity.real_side(real_in.dataset, real_in.images(n_ref), real_in.heldout, scorer,
                               n_reference=n_ref, n_floor=num_samples)
     return real, scorer.real(real.reference)
 

@@ -280,3 +280,33 @@ def test_the_examples_in_docs_api_md_run(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "results" / ".cache" / "extractors").is_dir()
     assert namespace["result"]["num_real_samples"] == 1347  # every train image: the file
     assert (tmp_path / "digits-fid-stats.pt").is_file()
+
+
+class Counting(Dataset):
+    """A Dataset of `images` that counts the items read."""
+
+    def __init__(self, images):
+        self.images, self.read = images, 0
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        self.read += 1
+        return self.images[i], 0
+
+
+def test_a_large_reference_dataset_is_read_only_for_its_subset(digits, digits_extractor,
+                                                                tmp_path):
+    train, test = digits
+    big = Counting(train)  # 1347 images; num_real_samples defaults to num_samples = N
+    got = score(TensorSampler(test), tmp_path, digits_extractor, reference=big, metrics=["fid"])
+    assert big.read == N and got["num_real_samples"] == N
+    same = score(TensorSampler(test), tmp_path, digits_extractor, reference=train,
+                 metrics=["fid"])
+    assert got["fid"] == same["fid"]  # the same seeded subset, wherever it comes from
+    bad = train.clone()
+    bad[5] = 2.0
+    with pytest.raises(SampleError, match=r"^reference: the images tensor: .*values in"):
+        score(TensorSampler(test), tmp_path, digits_extractor, reference=bad,
+              num_real_samples=len(bad))

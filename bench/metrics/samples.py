@@ -55,6 +55,24 @@ def sample_batches(source: Source, num_samples: int, batch_size: int, *, rgb: bo
         yield batch
 
 
+def gather(source: Dataset | torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+    """The images of `source` at `index` (all when None), checked, as uint8 N×C×H×W."""
+    if index is None:
+        index = torch.arange(len(source))
+    if isinstance(source, torch.Tensor):
+        picked = source[index]
+        return torch.cat([images_to_uint8(checked(b, "the images tensor"))
+                          for b in picked.split(1024)])
+    if isinstance(source, IterableDataset) or not isinstance(source, Dataset):
+        raise SampleError(f"cannot index a {type(source).__name__}: pass a map-style Dataset "
+                          "or a tensor")
+    items = [images_to_uint8(checked_item(source[int(i)], int(i))[None]) for i in index]
+    shapes = {tuple(x.shape[1:]) for x in items}
+    if len(shapes) > 1:
+        raise SampleError(f"images of several sizes: {sorted(shapes)}")
+    return torch.cat(items)
+
+
 def check_count(source: Source, num_samples: int) -> None:
     """A Dataset or tensor must hold at least `num_samples` images (a sampler is checked as
     it is called)."""
