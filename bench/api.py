@@ -1,11 +1,13 @@
-"""bench from Python: a notebook or a training script gets the tables a suite run writes.
+"""bench from Python: what a notebook or a training script calls (docs/api.md).
 
     evaluate_robustness(model, data, attacks, epsilons, ...) -> pandas.DataFrame
-        the robustness rows of an nn.Module on in-memory examples (bench.api_robustness)
+        the robustness rows of an nn.Module on in-memory examples (bench/api_robustness.py)
+    fid(sampler, reference, num_samples=..., ...) -> dict
+        FID, KID, IS, precision/recall and the FID checks of any sampler (bench/api_fid.py)
     run_suite(path_or_dict, ...) -> Run
         `bench run` on a suite file, or a suite given as a dict; the run's tables as DataFrames
 
-Both run the code `bench run` runs (no second copy of a cell), with the same defaults
+Each runs the code `bench run` runs (no second copy of a cell), with the same defaults
 (bench/defaults.py), so the same inputs give the same numbers either way.
 """
 
@@ -19,9 +21,11 @@ from typing import Any, Mapping
 import pandas as pd
 
 from bench import defaults
+from bench.api_fid import SampleError, domain_extractor, fid, inception_extractor, save_reference
 from bench.api_robustness import evaluate_robustness
 
-__all__ = ["Run", "evaluate_robustness", "run_suite"]
+__all__ = ["Run", "SampleError", "domain_extractor", "evaluate_robustness", "fid",
+           "inception_extractor", "run_suite", "save_reference"]
 
 
 @dataclass

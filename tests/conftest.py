@@ -34,6 +34,15 @@ def digits_mlp():
 
 
 @pytest.fixture(scope="session")
+def digits_extractor(tmp_path_factory):
+    """bench's domain extractor for the digits, quickly trained once per session and saved as
+    the extractor cell saves it (bench.metrics.fidelity.Extractor), for the FID tests."""
+    from tests.helpers.fid import quick_domain_extractor
+
+    return quick_domain_extractor(tmp_path_factory.mktemp("digits-extractor"))
+
+
+@pytest.fixture(scope="session")
 def chromium() -> str:
     """Headless Chromium for the browser tests; without it they skip, saying why."""
     path = find_chromium()

@@ -198,3 +198,25 @@ def test_run_suite_refuses_a_bad_dict_in_one_line(tmp_path):
         api.run_suite(doc, base_dir=tmp_path, results_dir=tmp_path)
     assert "bad.toml: robustness[0].stesp (line" in str(err.value)
     assert "unknown key" in str(err.value) and not (tmp_path / "bad").exists()
+
+
+def test_the_robustness_examples_in_docs_api_md_run(tmp_path, monkeypatch, capsys):
+    """docs/api.md's robustness and run_suite examples, run as they are, from an empty
+    working directory."""
+    from pathlib import Path
+
+    monkeypatch.chdir(tmp_path)
+    text = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text()
+    part = text[text.index("## Robustness of a model in memory"):text.index("## FID from")]
+    blocks = [b.split("```")[0] for b in part.split("```python\n")[1:]]
+    assert len(blocks) == 2
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "docs/api.md", "exec"), namespace)
+    rows, run = namespace["rows"], namespace["run"]
+    assert len(rows) == 6 and set(rows["attack"]) == {"fgsm", "pgd"}
+    attacked = rows[rows["epsilon"] == 0.1]
+    assert (attacked["robust_acc"] < attacked["clean_acc"]).all() and (rows["clean_acc"] > 0.8).all()
+    assert run.status == "complete" and (tmp_path / "results" / "from-a-notebook").is_dir()
+    out = capsys.readouterr().out
+    assert "robust_acc" in out and "complete" in out

@@ -26,14 +26,9 @@ def data():
 
 
 @pytest.fixture(scope="module")
-def extractor(tmp_path_factory, data):
-    """A quickly trained domain extractor (15 epochs), saved the way the extractor cell saves it."""
-    train, test = data
-    net = fe.train_extractor(train.x, train.y, 10, epochs=15, lr=1e-3, batch_size=64, seed=0)
-    path = tmp_path_factory.mktemp("ext") / "weights.pt"
-    payload = fe.weights_payload(net, 1, 10, fe.accuracy(net, test.x, test.y))
-    torch.save(payload, path)
-    return fidelity.domain_extractor(fe.extractor_name(payload["hash"]), payload["hash"], str(path))
+def extractor(digits_extractor):
+    """A quickly trained domain extractor (15 epochs), shared by the session (conftest.py)."""
+    return digits_extractor
 
 
 def fid(images, reference, extractor, cache_dir, metrics=("fid",)):

@@ -53,14 +53,14 @@ def extractor_result(tmp_path_factory):
 
 
 def rising_fids(monkeypatch, fids):
-    """compute_metrics reports `fids` in turn (the rest of its columns as measured)."""
-    real = gan_cell.fidelity.compute_metrics
+    """The cell's scorer reports `fids` in turn (the rest of its columns as measured)."""
+    real = gan_cell.fidelity.Scorer.score
     queue = list(fids)
 
     def fake(*args, **kwargs):
         return real(*args, **kwargs) | {"fid": queue.pop(0)}
 
-    monkeypatch.setattr(gan_cell.fidelity, "compute_metrics", fake)
+    monkeypatch.setattr(gan_cell.fidelity.Scorer, "score", fake)
 
 
 def test_a_cell_diverging_by_fid_fails_and_keeps_its_rows(tmp_path, monkeypatch, extractor_result):

@@ -29,7 +29,7 @@ AGGREGATES = {
     S.ROBUSTNESS: (S.ROBUSTNESS_AGG, ROBUSTNESS_KEYS, ROBUSTNESS_VALUES, BINOMIAL_MEANS),
     S.GAN: (S.GAN_AGG, ["gan", "arch", "dataset", "extractor", "num_samples", "step"],
             ["fid", "kid_mean", "isc_mean", "precision", "recall", "real_floor_fid",
-             "train_images_per_s"], []),
+             "fid_at_floor_count", "train_images_per_s"], []),
     S.THROUGHPUT: (S.THROUGHPUT_AGG, ["workload", "target", "batch_size", "precision",
                                       "channels_last", "compile", "device_name"],
                    ["images_per_s", "median_s", "achieved_tflops", "mfu", "peak_memory_bytes"],

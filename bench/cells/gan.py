@@ -5,13 +5,17 @@ torch-fidelity under the cell's feature extractor, computed on `num_samples` gen
 (fixed noise, so the curve is not blurred by resampling; from the generator-weight EMA when
 the recipe keeps one) against up to `num_samples` real train images (`num_real_samples`).
 `real_floor_fid` is the real test split (up to `num_samples` images, count in
-`real_floor_num_samples`) against that same reference: what real data scores. `seconds` is the
+`real_floor_num_samples`) against that same reference: what real data scores;
+`fid_at_floor_count` is the generated side's FID on as many samples as the floor had (the
+same as `fid` unless the test split is smaller than `num_samples`). `seconds` is the
 training time so far (evaluations excluded); `train_images_per_s` counts the real images the
 discriminator consumed since the previous evaluation.
 
 A cell that fails (non-finite loss, collapse, or an FID that stays above
 GAN_DIVERGENCE_RISE × its best for `divergence_patience` evaluations) keeps the rows it
 measured: they travel with the CellFailed, each with the reason in `failure` ("" otherwise).
+The final evaluation's samples go through the FID checks (bench.checks.fid: batch-size
+invariance, sample counts, memorisation), whose verdicts are the cell's `checks` rows.
 Artefacts live in `env.artifacts_dir/gans/<gan>-seed<k>/`: a checkpoint (state_dicts), a PNG
 grid per evaluation and one of real test images.
 """
@@ -30,6 +34,7 @@ import torch
 from bench import defaults
 from bench.cells import CellResult, RunEnv
 from bench.cells.common import build_gan
+from bench.checks.fid import fid_check_rows, fid_checks
 from bench.data import load_dataset
 from bench.errors import CellFailed
 from bench.gans.base import GAN
@@ -44,36 +49,32 @@ COLLAPSE_DISTINCT = 0.1  # fewer distinct 8-bit samples than this fraction = col
 GRID_SAMPLES = 64
 
 
-@dataclass(frozen=True)
-class RealSide:
-    """The real images a cell compares against, and what real data itself scores."""
-
-    reference: fidelity.Reference  # train split, FID/KID/PRC reference
-    test: fidelity.Reference  # test split, for the floor and the real sample grid
-    floor: float
-
-
 def run_gan_cell(config: GanCellConfig, inputs: dict, env: RunEnv) -> CellResult:
     train = load_dataset(config.dataset, "train")
     extractor = resolve_extractor(config, inputs)
     gan = build_gan(config.arch, train, z_dim=config.z_dim, lr=config.lr, seed=config.seed,
                     lr_d=config.lr_d, betas=config.betas, n_critic=config.n_critic,
                     ema=config.ema).to(env.device, amp=config.amp)
-    real = real_side(config, train.x, extractor, env)
+    scorer = fidelity.Scorer(extractor, config.metrics, env.device, env.cache_dir, config.seed,
+                             float64=bool(config.fid_float64))
+    real = fidelity.real_side(config.dataset, train.x, load_dataset(config.dataset, "test").x,
+                              scorer, n_reference=config.num_samples, n_floor=config.num_samples)
     base = base_row(config, gan, real, extractor)
     out_dir = Path(env.artifacts_dir) / "gans" / f"{config.gan}-seed{config.seed}"
     z_eval = torch.randn(config.num_samples, gan.z_dim,
                          generator=torch.Generator().manual_seed(config.seed + EVAL_SEED_OFFSET))
     atomic_write_bytes(out_dir / "real.png", png_grid(real.test.images[:GRID_SAMPLES].float() / 255))
     rows: list[dict] = []
+    last: list[Measured] = []
 
     def evaluate(step: int, seconds: float, images_per_s: float) -> None:
         t0 = time.perf_counter()
-        images, metrics = measure(gan, z_eval, real, extractor, config, env, step)
-        write_samples(out_dir, step, images)
-        rows.append(eval_row(base, metrics, step, seconds, images_per_s,
+        measured = measure(gan, z_eval, real, scorer, step)
+        write_samples(out_dir, step, measured.images)
+        rows.append(eval_row(base, measured.columns, step, seconds, images_per_s,
                              time.perf_counter() - t0, gan.skipped_steps))
-        check_collapse(images, step)
+        last[:] = [measured]
+        check_collapse(measured.images, step)
         check_fid_rise([r["fid"] for r in rows], config.divergence_patience, step)
 
     try:
@@ -83,21 +84,14 @@ def run_gan_cell(config: GanCellConfig, inputs: dict, env: RunEnv) -> CellResult
         raise CellFailed(str(exc), records={S.GAN: with_failure(rows, str(exc))}) from None
     checkpoint = out_dir / "checkpoint.pt"
     atomic_torch_save(gan.state_dict(), checkpoint)
-    return CellResult(records={S.GAN: rows}, artifacts={
+    checks = final_checks(config, scorer, real, last[0], rows[-1])
+    return CellResult(records={S.GAN: rows} | ({S.CHECKS: checks} if checks else {}), artifacts={
         "checkpoint": str(checkpoint), "samples": str(grid_path(out_dir, rows[-1]["step"])),
         "samples_step0": str(grid_path(out_dir, 0)), "real_samples": str(out_dir / "real.png")})
 
 
-def real_side(config: GanCellConfig, train_x: torch.Tensor, extractor: fidelity.Extractor,
-              env: RunEnv) -> RealSide:
-    dataset, n = config.dataset, config.num_samples
-    reference = fidelity.real_reference(train_x, dataset, "train", n, extractor)
-    test = fidelity.real_reference(load_dataset(dataset, "test").x, dataset, "test", n, extractor)
-    floor = fidelity.real_floor_fid(reference, test, extractor, env.device, env.cache_dir)
-    return RealSide(reference, test, floor)
-
-
-def base_row(config: GanCellConfig, gan: GAN, real: RealSide, extractor: fidelity.Extractor) -> dict:
+def base_row(config: GanCellConfig, gan: GAN, real: fidelity.RealSide,
+             extractor: fidelity.Extractor) -> dict:
     """The columns every evaluation row of this cell shares."""
     notes = []
     if config.amp and not gan.amp:
@@ -114,14 +108,40 @@ def base_row(config: GanCellConfig, gan: GAN, real: RealSide, extractor: fidelit
             "amp": gan.amp, "note": "; ".join(notes), "failure": ""}
 
 
-def measure(gan: GAN, z: torch.Tensor, real: RealSide, extractor: fidelity.Extractor,
-            config: GanCellConfig, env: RunEnv, step: int) -> tuple[torch.Tensor, dict]:
-    """Samples for the fixed noise `z` and their metric columns."""
+@dataclass(frozen=True)
+class Measured:
+    """One evaluation: the samples, their features and metric columns."""
+
+    images: torch.Tensor  # float N×C×H×W in [0, 1]
+    features: dict  # torch-fidelity featuresdict of the samples
+    columns: dict  # the metric columns, fid_at_floor_count included
+
+
+def measure(gan: GAN, z: torch.Tensor, real: fidelity.RealSide, scorer: fidelity.Scorer,
+            step: int) -> Measured:
+    """Samples for the fixed noise `z`, their features and metric columns."""
     images = gan.sample(z)
     check_finite_samples(images, step)
-    metrics = fidelity.compute_metrics(images, real.reference, extractor, config.metrics,
-                                       env.device, env.cache_dir, config.seed)
-    return images, metrics
+    features = scorer.features(fidelity.images_to_uint8(images, scorer.extractor.rgb))
+    real_features = scorer.real(real.reference)
+    columns = scorer.score(features, real_features)
+    at_floor = (scorer.fid_at(features, real_features, real.test.images.shape[0])
+                if "fid" in scorer.metrics else math.nan)
+    return Measured(images, features, columns | {"fid_at_floor_count": at_floor})
+
+
+def final_checks(config: GanCellConfig, scorer: fidelity.Scorer, real: fidelity.RealSide,
+                 last: Measured, row: dict) -> list[dict]:
+    """The FID checks (bench.checks.fid) of the final evaluation's samples."""
+    head = fidelity.images_to_uint8(last.images[:defaults.FID_CHECK_SAMPLES],
+                                    scorer.extractor.rgb)
+    checks = fid_checks(scorer, last.features, head, scorer.real(real.reference),
+                        fid=row["fid"], floor=real.floor,
+                        n_floor=real.test.images.shape[0])
+    setting = f"step={row['step']}, extractor={scorer.extractor.name}" + (
+        ", float64" if scorer.float64 else "")
+    return fid_check_rows(checks, model=config.gan, seed=config.seed,
+                          dataset=config.dataset.name, split="train", setting=setting)
 
 
 def write_samples(out_dir: Path, step: int, images: torch.Tensor) -> None:

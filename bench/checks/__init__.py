@@ -12,4 +12,8 @@ robustness"), each as a pure function with a test that builds a model made to tr
   every cell's rows are (bench.analysis): `table` (accuracy not rising with ε, PGD not weaker
   than FGSM, ε = 0 equal to clean, gradient-free attacks not beating gradient ones), and
   over the robustness rows: `rows` (perturbations inside their ε-ball, logit outputs).
+- FID checks, run where the generated samples and their features are (the GAN cell on its
+  final samples, bench.api.fid on the samples it scores), through `fid`: `fid_batch`
+  (the same samples' FID at two batch sizes), `fid_count` (FID and its real-data floor at
+  one sample count), `memorisation` (near-copies of reference images).
 """

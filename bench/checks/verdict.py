@@ -56,6 +56,19 @@ CATCHES: dict[str, str] = {
         "the softmax saturates, so attacks can look weaker than they are.",
     "linf_within_epsilon":
         "Perturbations larger than the budget ε in the threat model's norm.",
+    "fid_batch_size_invariance":
+        "An FID that depends on the batch size: the same samples' features change with the "
+        "batch around them (kernel choice, TF32 convolutions, batch statistics in the "
+        "extractor; torch-fidelity #43), so the FID moves with a setting that should not "
+        "matter. float64 features are the remedy.",
+    "fid_sample_count":
+        "FIDs compared at different sample counts: FID is biased upward the fewer the "
+        "samples, so a GAN's FID and the real-data floor are comparable only at one count "
+        "(and Inception FID needs at least 2048 samples).",
+    "samples_not_memorised":
+        "A generator that copies its training images: FID against the training set rewards "
+        "copies, so an excellent FID can hide memorisation. Generated samples much nearer "
+        "to a training image (in feature space) than real images are to each other.",
     # Checks of older runs (replaced by deterministic_predictions and gradient_saturation).
     "eval_mode": "Modules left in training mode during the attack (a read-back of eval()).",
     "zero_gradients": "Many exactly-zero entries in the input gradient, over all examples.",

@@ -88,10 +88,17 @@ class DomainFeatureExtractor(FeatureExtractorBase):
 
     torch-fidelity constructs it as cls(name, features_list, **calculate_metrics kwargs), so the
     weights arrive as `feature_extractor_weights_path`; their hash must match the name.
+    `feature_extractor_internal_dtype` "float64" runs the net in float64, as torch-fidelity's
+    own extractors do. Gray images read as RGB (torch-fidelity's folder input always gives
+    three planes) are taken back to one plane when the planes are equal.
     """
 
-    def __init__(self, name: str, features_list, feature_extractor_weights_path=None, **kwargs):
+    def __init__(self, name: str, features_list, feature_extractor_weights_path=None,
+                 feature_extractor_internal_dtype=None, **kwargs):
         super().__init__(name, features_list)
+        if feature_extractor_internal_dtype not in (None, "float32", "float64"):
+            raise ValueError(f"{name}: feature_extractor_internal_dtype must be float32 or "
+                             f"float64, got {feature_extractor_internal_dtype!r}")
         if feature_extractor_weights_path is None:
             raise ValueError(f"{name}: pass feature_extractor_weights_path (the extractor cell's weights)")
         payload = load_weights(feature_extractor_weights_path)
@@ -101,7 +108,9 @@ class DomainFeatureExtractor(FeatureExtractorBase):
         if state_dict_fingerprint(payload["state_dict"]) != payload["hash"]:
             raise ValueError(f"{feature_extractor_weights_path}: its weights do not hash to the "
                              f"{payload['hash']!r} it claims (a modified or corrupt file)")
-        self.net = net_from_payload(payload)
+        self.dtype = torch.float64 if feature_extractor_internal_dtype == "float64" else torch.float32
+        self.net = net_from_payload(payload).to(self.dtype)
+        self.channels = payload["channels"]
         self.requires_grad_(False)
         self.eval()
 
@@ -124,7 +133,12 @@ class DomainFeatureExtractor(FeatureExtractorBase):
     def forward(self, x: torch.Tensor):
         if x.dtype != torch.uint8 or x.dim() != 4:
             raise ValueError(f"expected uint8 N×C×H×W images, got {x.dtype} {tuple(x.shape)}")
-        features, logits = self.net(x.float() / 255)
+        if self.channels == 1 and x.shape[1] == 3:
+            if not bool((x[:, 1:] == x[:, :1]).all()):
+                raise ValueError(f"{self.name} was trained on gray images; got colour ones "
+                                 f"(3 planes that differ)")
+            x = x[:, :1]
+        features, logits = self.net(x.to(self.dtype) / 255)
         out = {FEATURES: features, LOGITS: logits}
         return tuple(out[name] for name in self.features_list)
 

@@ -87,15 +87,16 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     # bench.checks.verdict.check_row: one verdict of one sanity check. Model-level checks come
     # from the robustness cell (epsilon None: over the model, not one ε), paired checks over
     # per-example correctness and the size check from bench.analysis. `setting` is the attack's
-    # settings as text ("steps=10"); `catches` what the check is there to catch.
+    # settings as text ("steps=10"); `catches` what the check is there to catch. GAN cells add
+    # the FID checks of their final samples (model: the GAN; setting: step and extractor).
     CHECKS: ("check", "model", "dataset", "split", "attack", "setting", "epsilon", "seed",
              "passed", "value", "p_value", "detail", "catches"),
     EXTRACTORS: ("name", "hash", "dataset", "test_accuracy", "feature_dim", "train_steps",
                  "data_fingerprint"),
     GAN: ("gan", "arch", "dataset", "seed", "step", "fid", "kid_mean", "kid_std", "isc_mean",
           "isc_std", "precision", "recall", "num_samples", "num_real_samples", "extractor",
-          "extractor_hash", "real_floor_fid", "real_floor_num_samples", "train_images_per_s",
-          "seconds", "eval_seconds", "amp", "amp_skipped_steps", "note", "failure"),
+          "extractor_hash", "real_floor_fid", "real_floor_num_samples", "fid_at_floor_count",
+          "train_images_per_s", "seconds", "eval_seconds", "amp", "amp_skipped_steps", "note", "failure"),
     THROUGHPUT: ("workload", "target", "arch", "dataset", "batch_size", "precision",
                  "channels_last", "compile", "seed", "device", "device_name", "torch_version",
                  "cuda_version", "threads", "warmup", "repeats", "timing_method", "times_s",

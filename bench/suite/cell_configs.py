@@ -246,7 +246,7 @@ class ExtractorCellConfig(CellConfig):
 
 class GanCellConfig(CellConfig):
     OMIT_IF_NONE: ClassVar[frozenset[str]] = frozenset(
-        {"inception_weights_sha256", "lr_d", "betas", "n_critic", "ema"})
+        {"inception_weights_sha256", "lr_d", "betas", "n_critic", "ema", "fid_float64"})
 
     gan: str
     arch: str
@@ -264,10 +264,16 @@ class GanCellConfig(CellConfig):
     divergence_patience: int
     z_dim: int | None  # None: the default
     amp: bool
+    fid_float64: Literal[True] | None = None  # None (False): float32 features, as older ids
     feature_extractor: Literal["domain", "inception"]
     inception_weights: str | None
     inception_weights_sha256: str | None = None
     seed: int
+
+    @field_validator("fid_float64", mode="before")
+    @classmethod
+    def _false_is_unset(cls, value):
+        return None if value is False else value
 
 
 class TrainedTarget(CellConfig):

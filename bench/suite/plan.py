@@ -35,7 +35,7 @@ from bench.suite.cell_configs import (
 )
 from bench.suite.checkpoints import Checkpoint, expand_checkpoints, resolve_path
 from bench.suite.load import LoadedSuite
-from bench.suite.schema import ModelConfig, RobustnessConfig, Suite, TrainConfig
+from bench.suite.schema import DatasetConfig, ModelConfig, RobustnessConfig, Suite, TrainConfig
 from bench.suite.shards import example_count, shard_ranges
 
 
@@ -154,7 +154,7 @@ def plan_gans(suite: Suite, base: Path, out: _Plan) -> None:
                 batch_size=gan.batch_size, eval_every=gan.eval_every, metrics=gan.metrics,
                 num_samples=gan.num_samples, lr=gan.lr, lr_d=gan.lr_d, betas=gan.betas,
                 n_critic=gan.n_critic, ema=gan.ema, divergence_patience=gan.divergence_patience,
-                z_dim=gan.z_dim, amp=gan.amp,
+                z_dim=gan.z_dim, amp=gan.amp, fid_float64=gan.fid_float64 or None,
                 feature_extractor=extractor, inception_weights=weights,
                 # The path is machine-local; what it holds is identity.
                 inception_weights_sha256=None if weights is None else _sha256_or_none(weights),
@@ -184,7 +184,11 @@ def plan_throughput(suite: Suite, base: Path, out: _Plan,
 
 
 def dataset_spec(suite: Suite, name: str, base: Path) -> DatasetSpec:
-    cfg = suite.datasets[name]
+    return resolve_dataset(suite.datasets[name], name, base)
+
+
+def resolve_dataset(cfg: DatasetConfig, name: str, base: Path) -> DatasetSpec:
+    """A validated `[datasets.NAME]` table, resolved: `root` made absolute against `base`."""
     fields = cfg.model_dump(exclude_unset=True)  # keys the kind does not use stay unset
     if cfg.root is not None:
         fields["root"] = resolve_path(cfg.root, base)

@@ -335,6 +335,9 @@ class GanConfig(Strict):
     divergence_patience: NonNegativeCount = defaults.GAN_DIVERGENCE_PATIENCE  # 0: off
     z_dim: Count | None = None
     amp: bool = False  # mixed precision on CUDA only
+    # float64 features and FID statistics (bench.metrics.fidelity.Scorer): FID then barely
+    # depends on the batch size (check fid_batch_size_invariance), at 2-3× the extraction time.
+    fid_float64: bool = False
     # false: no gan cell (no training, no FID); the GAN is only timed by [[throughput]] cells,
     # as models are only trained when a [[robustness]] section evaluates them.
     train: bool = True
@@ -353,7 +356,7 @@ class GanConfig(Strict):
 # discriminator (arch, z_dim) with its own batch sizes and precisions.
 GAN_TRAINING_KEYS = frozenset({"steps", "batch_size", "eval_every", "metrics", "num_samples",
                                "feature_extractor", "lr", "lr_d", "betas", "n_critic", "ema",
-                               "divergence_patience", "amp"})
+                               "divergence_patience", "amp", "fid_float64"})
 
 
 class ThroughputConfig(Strict):

@@ -19,9 +19,10 @@ from bench.store import schema as S
 ALERT_TITLE = "Failed sanity checks"
 TITLE = "Sanity checks"
 INTRO = ("Checks that the evaluation can be trusted (Carlini et al. 2019, \"On evaluating "
-         "adversarial robustness\"). Each can fail, and each was shown to fail on a model "
-         "built to trip it. Paired checks compare the same examples (McNemar's exact test, "
-         "α = 0.01).")
+         "adversarial robustness\"; for GANs, the FID checks on each cell's final samples: "
+         "batch-size invariance, sample counts, memorisation). Each can fail, and each was "
+         "shown to fail on a model built to trip it. Paired checks compare the same examples "
+         "(McNemar's exact test, α = 0.01).")
 # Columns of the failed-verdicts table, where the checks table has them.
 DETAIL_COLUMNS = ["check", "model", "attack", "setting", "epsilon", "seed", "value", "p_value",
                   "detail"]

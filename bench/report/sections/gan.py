@@ -15,8 +15,9 @@ from bench.report.blocks import Figure, Section, Table, Text, Warning_, figure_p
 from bench.store import schema as S
 
 FINAL_COLUMNS = ["gan", "arch", "dataset", "step", "n_seeds", "fid_mean", "fid_std", "fid_ci_low",
-                 "fid_ci_high", "real_floor_fid_mean", "fid_x_floor", "kid_mean_mean",
-                 "isc_mean_mean", "precision_mean", "recall_mean", "train_images_per_s_mean"]
+                 "fid_ci_high", "real_floor_fid_mean", "fid_at_floor_count_mean", "fid_x_floor",
+                 "kid_mean_mean", "isc_mean_mean", "precision_mean", "recall_mean",
+                 "train_images_per_s_mean"]
 GRID_PANELS = [("real_samples", "real (test split)"), ("samples_step0", "step 0"),
                ("samples", "final step")]
 PANEL_INCHES = 4.2  # per grid: an 8×8 grid of 8×8 digits comes out ~4.3× enlarged at 110 dpi
@@ -39,9 +40,12 @@ def sections(run, baseline) -> list[Section]:
                          "FID over training steps, all GANs"))
     if not agg.empty:
         final = agg.sort_values("step").groupby(["gan", "dataset"], sort=True).tail(1).copy()
-        final["fid_x_floor"] = final["fid_mean"] / final["real_floor_fid_mean"]
+        # The floor's own count: FID at as many samples as the floor had (older runs: FID).
+        same_count = final.get("fid_at_floor_count_mean", final["fid_mean"])
+        final["fid_x_floor"] = same_count.fillna(final["fid_mean"]) / final["real_floor_fid_mean"]
         blocks.append(Table(final[[c for c in FINAL_COLUMNS if c in final.columns]],
-                            "Final evaluation, over seeds (fid_x_floor: mean FID / floor)"))
+                            "Final evaluation, over seeds (fid_x_floor: mean FID at the "
+                            "floor's sample count / floor)"))
     for name, png in sample_grids(run):
         blocks.append(Figure(f"gan_samples_{name}", png,
                              f"Samples of {name} (first seed): real data, step 0, final step"))
