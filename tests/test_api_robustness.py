@@ -220,3 +220,18 @@ def test_the_robustness_examples_in_docs_api_md_run(tmp_path, monkeypatch, capsy
     assert run.status == "complete" and (tmp_path / "results" / "from-a-notebook").is_dir()
     out = capsys.readouterr().out
     assert "robust_acc" in out and "complete" in out
+
+
+def test_the_readme_example_runs(tmp_path, monkeypatch, capsys):
+    """README.md's Python example, run as it is."""
+    from pathlib import Path
+
+    monkeypatch.chdir(tmp_path)
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (block,) = [b.split("```")[0] for b in text.split("```python\n")[1:]
+                if "evaluate_robustness" in b.split("```")[0]]
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    rows = namespace["rows"]
+    assert len(rows) == 4 and rows["n"].tolist() == [1797] * 4
+    assert "robust_acc" in capsys.readouterr().out
