@@ -35,9 +35,30 @@ def digits_mlp():
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    """Headless Chromium for the browser tests; without it they skip, saying why."""
+    """Headless Chromium for the browser tests; without it they skip, saying why, except where
+    BENCH_REQUIRE_CHROMIUM=1 (CI, .ci/run): there a missing browser fails them."""
     path = find_chromium()
     if path is None:
-        pytest.skip("chromium not found: install Debian's chromium package "
-                    "(apt-get update && apt-get install -y chromium)")
+        why = ("chromium not found: install Debian's chromium package "
+               "(apt-get update && apt-get install -y chromium)")
+        if os.environ.get("BENCH_REQUIRE_CHROMIUM") == "1":
+            pytest.fail(f"{why}; BENCH_REQUIRE_CHROMIUM=1 says this run must have it")
+        pytest.skip(why)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The results folder of `bench run E2E_TINY` (tests/helpers/suites.py), report included,
+    made once per session: RESULTS/tiny/<run>, RESULTS/.cache. Read it; copy it to change it."""
+    from bench.cli import main
+    from tests.helpers.shared import made_once
+    from tests.helpers.suites import E2E_TINY
+
+    def make(folder):
+        (folder / "tiny.toml").write_text(E2E_TINY)
+        code = main(["run", str(folder / "tiny.toml"), "--results-dir", str(folder / "results"),
+                     "--no-progress"])
+        assert code == 0
+
+    return made_once(tmp_path_factory, "tiny_run", make) / "results"
