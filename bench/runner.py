@@ -68,7 +68,7 @@ def run_suite(suite_path: str | Path, *, results_dir: str | Path = defaults.RESU
     env = RunEnv(device=device, artifacts_dir=store.artifacts_dir, progress=progress,
                  cache_dir=Path(cache_dir) if cache_dir else results_dir / defaults.CACHE_SUBDIR,
                  threads=os.cpu_count() or 1 if threads == "all" else threads, code=code,
-                 reuse_other_code=reuse_other_code)
+                 reuse_other_code=reuse_other_code, results_dir=results_dir)
     runner.prepare(cells, env.device, env.threads)  # refuses what cannot run: no folder yet
     with RunLock(run_dir):
         return _run_locked(loaded, cells, store, runner, executor_name, env, report)
