@@ -38,7 +38,7 @@ def start(cmd: list[str], log: Path) -> subprocess.Popen:
     env = os.environ | {"OMP_NUM_THREADS": "1"}
     with open(log, "wb") as out:  # a file, not a pipe: nothing blocks while we poll
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                cwd=log.parent)
+                                cwd=log.parent, preexec_fn=held.as_a_foreground_job)
 
 
 def run_to_end(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:

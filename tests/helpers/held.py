@@ -9,6 +9,7 @@ wants the cell mid-way waits for `holding` instead of guessing a delay.
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 HOLD_MODULE = '''
@@ -99,3 +100,12 @@ def journal(results: Path) -> dict[str, bytes]:
 
 def journal_status(results: Path) -> dict[str, str]:
     return {name: json.loads(data)["status"] for name, data in journal(results).items()}
+
+
+def as_a_foreground_job() -> None:
+    """Popen's preexec_fn: SIGINT and SIGQUIT at their defaults, as a shell's foreground job
+    has them. A background job of a script inherits them ignored (so may pytest, under some
+    runners), and so would bench: a program started with SIGINT ignored keeps ignoring it,
+    as POSIX means it to, and a test of Ctrl-C would test nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
