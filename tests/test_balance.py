@@ -223,3 +223,19 @@ def test_a_mixed_suite_is_split_no_worse_than_longest_first(mixed_cells, off):
                               lambda ready, w, running, pace: lpt(ready, waited, pace.predicted),
                               true_seconds, cost)
         assert even <= longest + 1e-6, (workers, even, longest)
+
+
+@pytest.mark.parametrize("arch, shape", [("small-cnn", (1, 8, 8)), ("small-cnn", (3, 32, 32)),
+                                         ("lenet", (1, 28, 28)), ("resnet18", (3, 32, 32))])
+def test_the_estimates_flop_count_equals_torchs_flop_counter(arch, shape):
+    """The estimates count FLOPs with forward hooks (milliseconds), not FlopCounterMode (a
+    second of set-up in the driver): the same count, two per multiply-add."""
+    import torch
+
+    from bench.models import MODELS
+    from bench.throughput.flops import count_flops
+
+    model = MODELS.get(arch)(shape[0], estimates.NUM_CLASSES, shape[1:]).eval()
+    x = torch.zeros(1, *shape)
+    with torch.no_grad():
+        assert estimates.arch_flops(arch, shape) == count_flops(lambda: model(x))

@@ -8,9 +8,9 @@ Two sources; the first that knows wins:
    `limit`, left out: other seeds, other subsets), scaled by the examples this cell evaluates.
    So a cell over a slice of the examples (a shard) is estimated from whole cells, and the
    other way round.
-2. **A FLOP model** (MODELS, one per cell kind): the model's forward FLOPs per image (counted
-   once per architecture and input shape; a user's model: two per parameter of its
-   checkpoint) x images x passes (forward 1, forward and backward 3), at NOMINAL_FLOPS per
+2. **A FLOP model** (MODELS, one per cell kind): the model's forward FLOPs per image (its
+   convolutions and linear layers, counted once per architecture and input shape; a user's
+   model: two per parameter of its checkpoint) x images x passes (forward 1, forward and backward 3), at NOMINAL_FLOPS per
    second (one thread of a current CPU); GAN cells: steps x their measured step cost.
 
 A new cell kind plugs in with a function (cell) -> seconds in MODELS and, if its work grows
@@ -72,16 +72,30 @@ def split_size(spec, split: str) -> int:
 
 @functools.lru_cache(maxsize=64)
 def arch_flops(arch: str, shape: tuple[int, int, int]) -> float:
-    """Forward FLOPs of one image through a built-in architecture."""
+    """Forward FLOPs of one image through a built-in architecture: its convolutions and
+    linear layers, two per multiply-add, read off one forward pass (what
+    bench.throughput.flops.count_flops counts, without its second of set-up)."""
     import torch
 
     from bench.models import MODELS
-    from bench.throughput.flops import count_flops
 
     model = MODELS.get(arch)(shape[0], NUM_CLASSES, shape[1:]).eval()
-    x = torch.zeros(1, *shape)
+    total = [0.0]
+
+    def count(module, inputs, output):
+        if isinstance(module, torch.nn.Conv2d):
+            per_output = module.in_channels // module.groups * math.prod(module.kernel_size)
+            total[0] += 2.0 * output.numel() * per_output
+        elif isinstance(module, torch.nn.Linear):
+            total[0] += 2.0 * output.numel() * module.in_features
+
+    hooks = [m.register_forward_hook(count) for m in model.modules()
+             if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
     with torch.no_grad():
-        return float(count_flops(lambda: model(x)))
+        model(torch.zeros(1, *shape))
+    for hook in hooks:
+        hook.remove()
+    return total[0]
 
 
 def checkpoint_flops(path: str) -> float:
