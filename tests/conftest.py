@@ -25,6 +25,21 @@ settings.register_profile("slow", max_examples=2500, **_FUZZ)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
 
 
+@pytest.fixture(autouse=True)
+def _one_worker_by_default(request, monkeypatch):
+    """`bench run` in a test's own process defaults ("auto": cores // threads) to one worker,
+    so its cells run one by one in that process, as on a one-core machine: on 2 cores every
+    such run would start 2 worker processes (seconds of imports each) beside the other
+    pytest-xdist worker. Tests of the parallel executor ask for their workers explicitly
+    (tests/test_parallel.py, tests/test_signals.py: the same tables either way); a test
+    marked `all_cores` sees the machine's cores; `python -m bench run` subprocesses are
+    untouched."""
+    if request.node.get_closest_marker("all_cores") is None:
+        import bench.executors.local as local
+
+        monkeypatch.setattr(local, "usable_cores", lambda: 1)
+
+
 @pytest.fixture(scope="session")
 def digits_mlp():
     """(model, x_test, y_test): a tiny MLP trained on the digits, shared by the attack tests."""

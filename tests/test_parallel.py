@@ -31,6 +31,8 @@ from tests.helpers.tables import assert_same_tables, comparable_tables
 TOTAL = cells_per_tiny_suite()
 TIMEOUT = 240
 
+pytestmark = pytest.mark.xdist_group("processes")  # several processes each: one at a time
+
 
 def run(suite: Path, out: Path, run_id: str, workers: int, **kw):
     return run_suite(suite, results_dir=out / "results", cache_dir=out / "cache", run_id=run_id,
@@ -230,6 +232,7 @@ def test_cells_that_others_wait_for_start_first(tmp_path):
     assert sorted(len(waiting[c.id]) for c in cells) == [0, 0, 0, 0, 2, 2]
 
 
+@pytest.mark.all_cores
 def test_default_workers_is_cores_over_threads(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
     assert default_workers("cpu", 1) == 8

@@ -24,6 +24,8 @@ from bench.store.schema import CELL_ID
 from tests.helpers import held
 from tests.helpers.suites import fast_then_slow_suite, write_suite
 
+pytestmark = pytest.mark.xdist_group("processes")  # several processes each: one at a time
+
 TOTAL = 4  # train fast, fgsm fast, train slow, fgsm slow
 TIMEOUT = 180
 
@@ -71,7 +73,7 @@ def manifest(run_dir: Path) -> dict:
 
 @pytest.fixture
 def suite(tmp_path) -> Path:
-    return write_suite(tmp_path, fast_then_slow_suite(slow_epochs=10))
+    return write_suite(tmp_path, fast_then_slow_suite(slow_epochs=1))  # the lock, not the work
 
 
 def test_sigkilled_driver_resumes_without_recomputing(tmp_path):
@@ -109,7 +111,7 @@ def test_sigkilled_driver_resumes_without_recomputing(tmp_path):
 
 def test_second_run_on_same_folder_is_refused_and_first_is_intact(suite, tmp_path):
     results, log = tmp_path / "results", tmp_path / "first.log"
-    cmd = bench_run(suite, results)
+    cmd = bench_run(suite, results) + ["--workers", "1"]  # no worker processes: not the point
     first = start(cmd, log)
     # The manifest is written once the first run holds the lock; freeze it there, so the
     # second run surely meets a live holder (however slowly it imports torch).
