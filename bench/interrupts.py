@@ -6,9 +6,11 @@ finished cells journaled, the run marked interrupted, no worker behind, exit 130
 
 from __future__ import annotations
 
+import importlib
 import signal
 import threading
 from contextlib import contextmanager
+from types import ModuleType
 from typing import Iterator
 
 
@@ -102,3 +104,16 @@ def _put_back(handlers: dict[int, object]) -> None:
             interrupt = exc
     if interrupt is not None:
         raise interrupt
+
+
+def import_held_back(name: str) -> ModuleType:
+    """importlib.import_module(name), with Ctrl-C and SIGTERM held back until it is done.
+
+    Some extensions are not safe to interrupt while they initialise: a KeyboardInterrupt
+    raised by a signal handler inside torch's C++ set-up (`torch._C._c10d_init`) reaches a
+    C++ frame that cannot pass it on, and the process aborts ("terminate called after
+    throwing an instance of 'pybind11::error_already_set'"). Held back, the interrupt comes
+    a moment later, once the import is over.
+    """
+    with held_back():
+        return importlib.import_module(name)

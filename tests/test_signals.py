@@ -435,3 +435,27 @@ def test_ctrl_c_while_a_worker_imports_waits_and_is_dropped_by_it_quietly(capfd)
     # The worker imports for a good part of a second; our look comes microseconds after it
     # started. (A worker that had finished its imports by then would not test the case.)
     assert sent_while_blocked, "the worker had already run its initializer"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_during_an_import_comes_once_the_import_is_done(tmp_path, monkeypatch, signum):
+    """torch's C++ set-up aborts the process when an interrupt's exception comes through it
+    (found by the slow stress test, SIGTERM during `import torch`): bench imports torch and
+    the cells' modules with interrupts held back, and raises them right after."""
+    from bench.interrupts import import_held_back, sigterm_interrupts
+
+    (tmp_path / "signals_itself.py").write_text(
+        "import os, signal\n"
+        f"os.kill(os.getpid(), {int(signum)})\n"
+        "for _ in range(1000):  # bytecodes, where a handler would run\n"
+        "    pass\n"
+        "FINISHED = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with sigterm_interrupts(), pytest.raises(KeyboardInterrupt):
+            import_held_back("signals_itself")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert sys.modules["signals_itself"].FINISHED  # the import ran to its end, then the signal
+    sys.modules.pop("signals_itself")
