@@ -5,6 +5,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from bench.executors.local import usable_cores as MACHINE_CORES  # noqa: E402
 from tests.helpers.browser import find_chromium  # noqa: E402
 
 # One torch thread, as every CPU cell runs by default ([suite] threads = 1): the same numbers
@@ -25,19 +26,37 @@ settings.register_profile("slow", max_examples=2500, **_FUZZ)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
 
 
-@pytest.fixture(autouse=True)
-def _one_worker_by_default(request, monkeypatch):
-    """`bench run` in a test's own process defaults ("auto": cores // threads) to one worker,
-    so its cells run one by one in that process, as on a one-core machine: on 2 cores every
-    such run would start 2 worker processes (seconds of imports each) beside the other
-    pytest-xdist worker. Tests of the parallel executor ask for their workers explicitly
-    (tests/test_parallel.py, tests/test_signals.py: the same tables either way); a test
-    marked `all_cores` sees the machine's cores; `python -m bench run` subprocesses are
+@pytest.fixture(scope="session", autouse=True)
+def _one_worker_by_default():
+    """`bench run` in the test process defaults ("auto": cores // threads) to one worker, so
+    its cells run one by one in this process, as on a one-core machine: on 2 cores every such
+    run (fixtures' included) would start 2 worker processes, seconds of imports each, beside
+    the other pytest-xdist worker. Tests of the parallel executor ask for their workers
+    explicitly (tests/test_parallel.py, tests/test_signals.py: the same tables either way); a
+    test marked `all_cores` sees the machine's cores; `python -m bench run` subprocesses are
     untouched."""
-    if request.node.get_closest_marker("all_cores") is None:
+    import bench.executors.local as local
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(local, "usable_cores", lambda: 1)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _all_cores_if_marked(request, monkeypatch):
+    if request.node.get_closest_marker("all_cores") is not None:
         import bench.executors.local as local
 
-        monkeypatch.setattr(local, "usable_cores", lambda: 1)
+        monkeypatch.setattr(local, "usable_cores", MACHINE_CORES)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (--dist loadgroup), the tests of a module run on one worker unless
+    they are in a named group: a module-scoped fixture (a trained model, a run) is then made
+    once, not once per worker."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 
 @pytest.fixture(scope="session")

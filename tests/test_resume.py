@@ -24,8 +24,6 @@ from bench.store.schema import CELL_ID
 from tests.helpers import held
 from tests.helpers.suites import fast_then_slow_suite, write_suite
 
-pytestmark = pytest.mark.xdist_group("processes")  # several processes each: one at a time
-
 TOTAL = 4  # train fast, fgsm fast, train slow, fgsm slow
 TIMEOUT = 180
 
@@ -76,6 +74,7 @@ def suite(tmp_path) -> Path:
     return write_suite(tmp_path, fast_then_slow_suite(slow_epochs=1))  # the lock, not the work
 
 
+@pytest.mark.xdist_group("processes")  # a driver and its workers: one such test at a time
 def test_sigkilled_driver_resumes_without_recomputing(tmp_path):
     suite = held.write_held_suite(tmp_path)
     results, log = tmp_path / "results", tmp_path / "first.log"
