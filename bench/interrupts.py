@@ -61,7 +61,6 @@ def pass_on(handler, signum: int, frame) -> None:
     elif handler == signal.SIG_DFL:  # the default action (e.g. terminate): send it again
         signal.signal(signum, signal.SIG_DFL)
         signal.raise_signal(signum)
-    # SIG_IGN: nothing to do
 
 
 @contextmanager
@@ -80,7 +79,8 @@ def held_back() -> Iterator[None]:
     try:  # a signal between the two installs: the first is put back, the signal raised
         for signum in INTERRUPTS:
             previous = signal.getsignal(signum)
-            if previous is not None:  # None: a handler set outside Python, which we leave be
+            # Left be: an ignored signal (a worker's SIGINT), a handler set outside Python.
+            if previous is not None and previous != signal.SIG_IGN:
                 held.previous[signum] = previous  # kept before the swap, which may be cut short
                 signal.signal(signum, held)
         yield
