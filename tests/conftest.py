@@ -50,13 +50,24 @@ def _all_cores_if_marked(request, monkeypatch):
         monkeypatch.setattr(local, "usable_cores", MACHINE_CORES)
 
 
+SERIAL_FIRST = "processes"  # the longest unit of work: it starts first, beside the rest
+
+
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist (--dist loadgroup), the tests of a module run on one worker unless
     they are in a named group: a module-scoped fixture (a trained model, a run) is then made
-    once, not once per worker."""
+    once, not once per worker. The group of tests that start several processes each, which
+    run one after another, goes first (with --no-loadscope-reorder, units go out in this
+    order), so that it does not end the run alone on one worker."""
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+    items.sort(key=lambda item: _group(item) != SERIAL_FIRST)
+
+
+def _group(item) -> str:
+    mark = item.get_closest_marker("xdist_group")
+    return mark.args[0] if mark.args else mark.kwargs.get("name", "")
 
 
 @pytest.fixture(scope="session")
