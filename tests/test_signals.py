@@ -459,3 +459,35 @@ def test_a_signal_during_an_import_comes_once_the_import_is_done(tmp_path, monke
         signal.signal(signal.SIGINT, previous)
     assert sys.modules["signals_itself"].FINISHED  # the import ran to its end, then the signal
     sys.modules.pop("signals_itself")
+
+
+# `python -m` this package: bench's __main__, with an interrupt ending a string exec (as one
+# landing in code that dataclasses or pydantic exec) before the run starts, and no string exec
+# after it that would hide the bug.
+INTERRUPTED_IN_EXEC = """
+import runpy
+
+import bench.runner
+
+
+def resolve_device(requested):
+    exec("raise KeyboardInterrupt")
+
+
+bench.runner.provenance.resolve_device = resolve_device
+runpy.run_module("bench", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_an_interrupt_that_ended_a_string_exec_still_exits_130(tmp_path):
+    """Found by the slow stress test (SIGTERM early in a run: exit -2 after "bench:
+    interrupted"): under `python -m`, CPython turned such an interrupt, caught and reported,
+    into death by SIGINT at exit."""
+    (tmp_path / "bench_interrupted_in_exec").mkdir()
+    (tmp_path / "bench_interrupted_in_exec" / "__main__.py").write_text(INTERRUPTED_IN_EXEC)
+    suite = held.write_held_suite(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "bench_interrupted_in_exec", "run", str(suite)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT,
+                          preexec_fn=held.as_a_foreground_job)
+    assert done.returncode == 130, (done.returncode, done.stdout, done.stderr)
+    assert done.stderr.strip() == "bench: interrupted"
