@@ -50,24 +50,39 @@ def _all_cores_if_marked(request, monkeypatch):
         monkeypatch.setattr(local, "usable_cores", MACHINE_CORES)
 
 
-SERIAL_FIRST = "processes"  # the longest unit of work: it starts first, beside the rest
+# Under pytest-xdist (-n auto), each module is one unit of work, run on one worker (its
+# module-scoped fixtures, a trained model or a run, are made once), except these: modules
+# whose tests start several processes each (`bench run` subprocesses, worker pools, Ray) are
+# one unit per group, so that their tests run one after another, never two at once fighting
+# for the cores. (xdist's own xdist_group marks are lost with pytest >= 9.2:
+# pytest-dev/pytest-xdist#1386.)
+SERIAL_GROUPS = {
+    "tests/test_signals.py": "processes", "tests/test_parallel.py": "processes",
+    "tests/test_resume.py": "processes",
+    "tests/test_ray.py": "ray", "tests/test_ray_cluster.py": "ray",
+}
+FIRST = "processes"  # the longest unit: it goes out first, so it never ends the run alone
+
+
+def unit_of(nodeid: str) -> str:
+    module = nodeid.split("::", 1)[0]
+    return SERIAL_GROUPS.get(module, module)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModulesAndSerialGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return unit_of(nodeid)
+
+    return ModulesAndSerialGroups(config, log)
 
 
 def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (--dist loadgroup), the tests of a module run on one worker unless
-    they are in a named group: a module-scoped fixture (a trained model, a run) is then made
-    once, not once per worker. The group of tests that start several processes each, which
-    run one after another, goes first (with --no-loadscope-reorder, units go out in this
-    order), so that it does not end the run alone on one worker."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
-    items.sort(key=lambda item: _group(item) != SERIAL_FIRST)
-
-
-def _group(item) -> str:
-    mark = item.get_closest_marker("xdist_group")
-    return mark.args[0] if mark.args else mark.kwargs.get("name", "")
+    """The FIRST group's tests first: with --no-loadscope-reorder, units go out in this order."""
+    items.sort(key=lambda item: unit_of(item.nodeid) != FIRST)
 
 
 @pytest.fixture(scope="session")

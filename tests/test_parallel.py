@@ -31,7 +31,6 @@ from tests.helpers.tables import assert_same_tables, comparable_tables
 TOTAL = cells_per_tiny_suite()
 TIMEOUT = 240
 
-pytestmark = pytest.mark.xdist_group("processes")  # several processes each: one at a time
 
 
 def run(suite: Path, out: Path, run_id: str, workers: int, **kw):

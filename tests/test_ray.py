@@ -34,8 +34,6 @@ from tests.helpers.suites import (
 )
 from tests.helpers.tables import assert_same_tables, comparable_tables
 
-pytestmark = pytest.mark.xdist_group("ray")  # one Ray instance at a time (it takes every CPU)
-
 ray = pytest.importorskip("ray")
 
 THREADS = 1  # torch threads of the local reference run = num_cpus of each Ray task

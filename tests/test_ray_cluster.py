@@ -20,8 +20,6 @@ from tests.helpers.ray_cluster import free_port, local_cluster, ray_env
 from tests.helpers.suites import cells_per_tiny_suite, tiny_digits_suite, write_suite
 from tests.helpers.tables import assert_same_tables, comparable_tables
 
-pytestmark = pytest.mark.xdist_group("ray")  # one Ray instance at a time (it takes every CPU)
-
 pytest.importorskip("ray")
 
 TOTAL = cells_per_tiny_suite()

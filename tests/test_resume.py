@@ -74,7 +74,6 @@ def suite(tmp_path) -> Path:
     return write_suite(tmp_path, fast_then_slow_suite(slow_epochs=1))  # the lock, not the work
 
 
-@pytest.mark.xdist_group("processes")  # a driver and its workers: one such test at a time
 def test_sigkilled_driver_resumes_without_recomputing(tmp_path):
     suite = held.write_held_suite(tmp_path)
     results, log = tmp_path / "results", tmp_path / "first.log"

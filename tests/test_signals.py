@@ -38,7 +38,6 @@ from tests.helpers import held
 
 TIMEOUT = 240  # seconds; only reached if something hangs, so generous on a loaded machine
 
-pytestmark = pytest.mark.xdist_group("processes")  # several processes each: one at a time
 
 
 def bench_run(suite: Path, results: Path) -> list[str]:
