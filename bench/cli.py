@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bench import __version__, defaults
 from bench.errors import UserError, one_line
+from bench.interrupts import sigterm_interrupts
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,15 +99,21 @@ INTERNAL_ERROR = 3
 
 
 def main(argv: list[str] | None = None) -> int:
+    with sigterm_interrupts():  # first: a SIGTERM at any point below exits 130, cleanly
+        try:
+            return _dispatch(argv)
+        except KeyboardInterrupt:
+            print("bench: interrupted", file=sys.stderr)
+            return 130
+
+
+def _dispatch(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except UserError as exc:
         print(f"bench: error: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("bench: interrupted", file=sys.stderr)
-        return 130
     except Exception as exc:
         if args.command not in VERDICT_COMMANDS:
             raise

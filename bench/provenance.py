@@ -21,9 +21,10 @@ def utc_now() -> str:
 
 def resolve_device(requested: str) -> str:
     """"auto" means CUDA when available, else CPU; an unavailable CUDA request is an error."""
-    import torch
-
     from bench.errors import UserError
+    from bench.interrupts import import_held_back
+
+    torch = import_held_back("torch")  # `bench run` imports torch here first
 
     if requested == "auto":
         return "cuda:0" if torch.cuda.is_available() else "cpu"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
 from bench.errors import UserError
+from bench.interrupts import import_held_back
 
 T = TypeVar("T")
 
@@ -33,8 +34,8 @@ def _split_target(target: str) -> tuple[str, str]:
 def import_target(target: str) -> Any:
     """Resolve "package.module:attr" (or "package.module.attr") to the object."""
     module_name, attr = _split_target(target)
-    try:
-        module = importlib.import_module(module_name)
+    try:  # cells' modules bring torchvision, torchattacks...: see import_held_back
+        module = import_held_back(module_name)
     except ImportError as exc:
         raise UserError(f"{target!r}: cannot import module {module_name!r} ({exc})") from None
     obj = module

@@ -7,7 +7,6 @@ The driver is the only writer of the run folder. Each finished cell is journaled
 from __future__ import annotations
 
 import os
-import signal
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +18,7 @@ from bench.errors import UserError
 from bench.executors import EXECUTORS
 from bench.executors.progress import CellProgress
 from bench.identity import code_identity
+from bench.interrupts import sigterm_interrupts
 from bench.store.lock import RunLock
 from bench.store.run_store import CellRecord, RunStore
 from bench.store.schema import SCHEMA_VERSION
@@ -70,7 +70,8 @@ def run_suite(suite_path: str | Path | LoadedSuite, *,
     env = RunEnv(device=device, artifacts_dir=store.artifacts_dir, progress=progress,
                  cache_dir=Path(cache_dir) if cache_dir else results_dir / defaults.CACHE_SUBDIR,
                  threads=os.cpu_count() or 1 if threads == "all" else threads, code=code,
-                 reuse_other_code=reuse_other_code, deterministic=meta.deterministic)
+                 reuse_other_code=reuse_other_code, deterministic=meta.deterministic,
+                 results_dir=results_dir)
     runner.prepare(cells, env.device, env.threads)  # refuses what cannot run: no folder yet
     with RunLock(run_dir):
         return _run_locked(loaded, cells, store, runner, executor_name, env, report)
@@ -79,14 +80,38 @@ def run_suite(suite_path: str | Path | LoadedSuite, *,
 def _run_locked(loaded: LoadedSuite, cells: list[Cell], store: RunStore, runner, executor_name: str,
                 env: RunEnv, report: bool) -> RunOutcome:
     planned = {c.id: c for c in cells}
-    done = {i: r for i, r in store.read_cells().items() if i in planned and _reusable(r)}
-    manifest = _start_manifest(store, loaded, cells, executor_name, env, done)
-    manifest["cell_threads"] = env.threads
-    manifest["deterministic"] = env.deterministic
-    manifest["sessions"][-1].update(runner.describe())  # e.g. the local executor's workers
-    store.write_manifest(manifest)
+    manifest, bar, status = None, None, "interrupted"
+    # From the first line on, an interrupt (Ctrl-C, SIGTERM) leaves a manifest that says so
+    # once this session has one, however early it lands.
+    with sigterm_interrupts():
+        try:
+            done = {i: r for i, r in store.read_cells().items() if i in planned and _reusable(r)}
+            manifest = _start_manifest(store, loaded, cells, executor_name, env, done)
+            manifest["cell_threads"] = env.threads
+            manifest["deterministic"] = env.deterministic
+            manifest["sessions"][-1].update(runner.describe())  # e.g. the local executor's workers
+            store.write_manifest(manifest)
+            bar = CellProgress(len(cells), already_ok=len(done), enabled=env.progress)
+            runner.run(cells, done, env, _journal(store, manifest), bar)
+            status = None
+        except KeyboardInterrupt:
+            if manifest is None:
+                raise  # nothing of this session written yet: nothing to mark
+        finally:  # also on an error while journaling: the run is then marked interrupted
+            if bar is not None:
+                bar.close()
+            if manifest is not None:
+                n_ok, n_failed, status = _finish(store, manifest, planned, status)
+    if report:
+        from bench.report import write_report
+
+        write_report(store.dir)
+    return RunOutcome(store.dir, n_ok, n_failed, status)
+
+
+def _journal(store: RunStore, manifest: dict):
+    """The executor's `on_done`: each finished cell journaled at once, the manifest told."""
     session = len(manifest["sessions"]) - 1
-    bar = CellProgress(len(cells), already_ok=len(done), enabled=env.progress)
 
     def on_done(record: CellRecord) -> None:
         store.write_cell(record)
@@ -94,34 +119,32 @@ def _run_locked(loaded: LoadedSuite, cells: list[Cell], store: RunStore, runner,
                                             session=session)
         store.write_manifest(manifest)
 
-    status = "interrupted"
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        runner.run(cells, done, env, on_done, bar)
-        status = None
-    except KeyboardInterrupt:
-        pass  # finished cells are journaled; mark the run interrupted below
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        bar.close()
-        finished = store.read_cells()
-        # In plan order (the suite's order), not the journal's (file names, by id).
-        tables = build_tables({i: finished[i] for i in planned if i in finished})
-        store.write_tables(tables)
-        n_ok = sum(r.ok for i, r in finished.items() if i in planned)
-        n_failed = sum(not r.ok for i, r in finished.items() if i in planned)
-        if status is None:
-            status = "complete" if n_failed == 0 and n_ok == len(cells) else "failed"
-        manifest.update(status=status, finished_utc=provenance.utc_now(),
-                        counts={"ok": n_ok, "failed": n_failed, "total": len(cells)},
-                        checkpoint_notes=checkpoint_notes(tables))
-        manifest["sessions"][-1].update(status=status, finished_utc=manifest["finished_utc"])
-        store.write_manifest(manifest)
-    if report:
-        from bench.report import write_report
+    return on_done
 
-        write_report(store.dir)
-    return RunOutcome(store.dir, n_ok, n_failed, status)
+
+def _finish(store: RunStore, manifest: dict, planned: dict[str, Cell],
+            status: str | None) -> tuple[int, int, str]:
+    """Tables from the journal, and the manifest's final status and counts."""
+    journal = store.read_cells()
+    # In plan order (the suite's order), not the journal's (file names, by id).
+    finished = {i: journal[i] for i in planned if i in journal}
+    tables = build_tables(finished)
+    store.write_tables(tables)
+    n_ok = sum(r.ok for r in finished.values())
+    n_failed = sum(not r.ok for r in finished.values())
+    if status is None:
+        status = "complete" if n_failed == 0 and n_ok == len(planned) else "failed"
+    session = len(manifest["sessions"]) - 1
+    for cell_id, record in finished.items():  # journaled just before an interrupt: say so
+        if manifest["cells"][cell_id]["status"] != record.status:
+            manifest["cells"][cell_id].update(status=record.status, reason=record.reason,
+                                              session=session)
+    manifest.update(status=status, finished_utc=provenance.utc_now(),
+                    counts={"ok": n_ok, "failed": n_failed, "total": len(planned)},
+                    checkpoint_notes=checkpoint_notes(tables))
+    manifest["sessions"][-1].update(status=status, finished_utc=manifest["finished_utc"])
+    store.write_manifest(manifest)
+    return n_ok, n_failed, status
 
 
 def choose_run_dir(suite_dir: Path, loaded: LoadedSuite, run_id: str | None, resume: bool,
@@ -227,7 +250,3 @@ def content_hashes(cells: list[Cell]) -> dict[str, str]:
         if isinstance(c.config, GanCellConfig) and c.config.inception_weights_sha256:
             out["suite.inception_weights"] = c.config.inception_weights_sha256
     return out
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")

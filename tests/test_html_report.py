@@ -5,7 +5,9 @@ protocol (tests/helpers/browser.py), with no Python package beyond the standard 
 check that every <img> loaded (naturalWidth > 0), that nothing was logged as an error (console,
 exceptions, CSP or network failures), that no request left the file (only data: and file: URLs)
 and that a screenshot came out. Without Chromium they are skipped with the reason (the
-`chromium` fixture, tests/conftest.py).
+`chromium` fixture, tests/conftest.py), except in CI, which installs Chromium or fails. The
+same promise is also checked with no browser at all: every figure is an <img> with an inlined
+image that the page's own CSP allows, and the page loads nothing else.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from bench.report.blocks import Figure, Section, Table, Text, Warning_
 from bench.report.html import markdown_to_html, render_html
 from bench.store.migrate import open_run
 from tests.helpers.browser import PNG_MAGIC, open_in_chromium
+from tests.helpers.page_resources import blocked_or_foreign, csp_allows, parse_page
 from tests.helpers.runs import (
     edit_table,
     make_run,
@@ -100,6 +103,71 @@ def test_report_html_is_self_contained_and_matches_markdown_sections(runs):
     # every figure that the Markdown links as a file is inlined in the HTML
     assert len(re.findall(r"!\[[^\]]*\]\(plots/", md_text)) == html_text.count("<img ")
     assert "Content-Security-Policy" in html_text and "default-src 'none'" in html_text
+
+
+def assert_figures_show_and_nothing_else_loads(html_path: Path) -> int:
+    """Every figure an <img> with an inlined image that the page's own CSP allows, and no
+    other resource; returns the number of figures."""
+    text = html_path.read_text()
+    assert blocked_or_foreign(text) == []
+    page = parse_page(text)
+    assert all(r.tag == "img" for r in page.resources)
+    return len(page.resources)
+
+
+def test_every_figure_of_a_real_report_shows_under_its_csp_and_nothing_else_loads(tiny_run):
+    """The report of a real `bench run` (tests/conftest.py:tiny_run), read as a browser would
+    (tests/helpers/page_resources.py), with no browser: what CI's browser test sees, where a
+    browser cannot run."""
+    (run,) = [p for p in (tiny_run / "tiny").iterdir() if p.is_dir()]
+    plots = sorted((run / "plots").glob("*.png"))
+    assert plots  # the run made figures
+    assert assert_figures_show_and_nothing_else_loads(run / "report.html") == len(plots)
+    images = [r.url for r in parse_page((run / "report.html").read_text()).resources]
+    inlined = {base64.b64decode(url.split(",", 1)[1]) for url in images}
+    assert inlined == {p.read_bytes() for p in plots}  # each plot of the run, inlined
+
+
+def test_the_figures_of_a_compare_report_show_too(runs):
+    base, cand = runs
+    write_report(cand, baseline=base)
+    assert assert_figures_show_and_nothing_else_loads(cand / "report.html") >= 1
+
+
+@pytest.mark.parametrize("change, reason", [
+    (lambda t: t.replace("img-src data:", "img-src 'self'"), "blocks <img>"),
+    (lambda t: t.replace("img-src data:; ", ""), "blocks <img>"),
+    (lambda t: re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", t),
+     "0 Content-Security-Policy"),
+    (lambda t: t.replace("</head>", '<link rel="stylesheet" href="https://cdn.example/x.css">'
+                                     "</head>"), "style-src resource from <link>"),
+    (lambda t: t.replace("</style>", "body { background: url(bg.png) }</style>"),
+     "img-src resource from <style>"),
+    (lambda t: t.replace("<body>", '<body><img src="plots/robustness.png">'),
+     "not an inlined image"),
+    (lambda t: t.replace("<body>", "<body><script>1</script>"), "<script> elements"),
+    (lambda t: t.replace("<body>", '<body><figure><p>no image</p></figure>'), "holds 0 <img>"),
+], ids=["csp-img-self", "csp-no-img-src", "no-csp", "stylesheet", "css-url", "file-img",
+        "script", "empty-figure"])
+def test_the_check_trips_on_a_page_that_blocks_a_figure_or_loads_more(tiny_run, change, reason):
+    (run,) = [p for p in (tiny_run / "tiny").iterdir() if p.is_dir()]
+    text = (run / "report.html").read_text()
+    changed = change(text)
+    assert changed != text
+    problems = blocked_or_foreign(changed)
+    assert any(reason in p for p in problems), problems
+
+
+def test_csp_source_matching_follows_the_spec():
+    assert csp_allows("img-src data:", "img-src", "data:image/png;base64,AA")
+    assert not csp_allows("default-src 'none'", "img-src", "data:image/png;base64,AA")
+    assert csp_allows("default-src 'none'; img-src data:", "img-src", "data:image/png;base64,AA")
+    assert not csp_allows("img-src *", "img-src", "data:image/png;base64,AA")  # * omits data:
+    assert csp_allows("img-src *", "img-src", "https://example.org/a.png")
+    assert csp_allows("img-src 'self'", "img-src", "a.png", page_url="file:///r/report.html")
+    assert csp_allows("img-src *.example.org", "img-src", "https://a.example.org/x.png")
+    assert not csp_allows("img-src *.example.org", "img-src", "https://example.net/x.png")
+    assert csp_allows("script-src 'none'", "img-src", "https://x/y.png")  # no rule for images
 
 
 def test_compare_section_highlights_the_regressed_rows(runs):

@@ -187,15 +187,15 @@ def test_interrupt_cancels_in_flight_tasks(kill_first_attempt, tmp_path):
         journaled.append(record.label)
         raise KeyboardInterrupt  # as if Ctrl-C arrived while the driver journals a cell
 
-    start = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         RayExecutor().run(cells, {}, env, on_done, CellProgress(len(cells), enabled=False))
     assert journaled == ["train fast seed=0"]
-    assert time.monotonic() - start < 60  # the slow training alone takes minutes
-    deadline = time.monotonic() + 3
-    while ray.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+    # Ray gives the CPUs back once nothing of ours runs. Polled until then (the deadline only
+    # guards a hang): had the slow training not been cancelled, it would have saved its weights.
+    deadline = time.monotonic() + 120
+    while ray.available_resources().get("CPU", 0) < 2:
+        assert time.monotonic() < deadline, ray.available_resources()
         time.sleep(0.1)
-    assert ray.available_resources().get("CPU", 0) == 2  # nothing of ours still runs
     assert len(list((tmp_path / "cache" / "models").rglob("*.pt"))) == 1  # slow never finished
     assert ray.is_initialized()  # a session the executor did not start is left running
 
@@ -295,17 +295,14 @@ def test_task_unscheduled_beyond_the_timeout_fails_its_cell(kill_first_attempt, 
 
     hog = Hog.remote()
     ray.get(hog.ready.remote())
-    try:
-        start = time.monotonic()
+    try:  # returning at all is the point: pytest-timeout fails a hang
         outcome = run_suite(suite_path, results_dir=tmp_path / "results",
                             cache_dir=tmp_path / "cache", run_id="stuck", executor="ray",
                             progress=False, report=False,
                             executor_options={"schedule_timeout": 2})
-        elapsed = time.monotonic() - start
     finally:
         ray.kill(hog)
     assert outcome.status == "failed" and (outcome.ok, outcome.failed) == (0, TOTAL)
-    assert elapsed < 60
     by_label = {r.label: r for r in RunStore(outcome.run_dir).read_cells().values()}
     for seed in (0, 1):
         train = by_label[f"train cnn seed={seed}"]

@@ -1,8 +1,10 @@
 """A `bench run` process killed, interrupted, or racing another one on the same run folder.
 
-Each test drives real `python -m bench run` subprocesses (local executor) on a suite whose
-third cell is a training of a few seconds, so a signal sent once two cells are journaled
-lands while that training runs.
+Each test drives real `python -m bench run` subprocesses (local executor). The kill and
+interrupt tests run a suite whose last cell holds until the test releases it
+(tests/helpers/held.py): a signal sent once two cells are journaled lands while it runs,
+however fast or loaded the machine is. (Signals at every other point of a run, with worker
+processes: tests/test_signals.py.)
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pytest
 
 from bench.store.run_store import RunStore
 from bench.store.schema import CELL_ID
+from tests.helpers import held
 from tests.helpers.suites import fast_then_slow_suite, write_suite
 
 TOTAL = 4  # train fast, fgsm fast, train slow, fgsm slow
@@ -35,7 +38,7 @@ def start(cmd: list[str], log: Path) -> subprocess.Popen:
     env = os.environ | {"OMP_NUM_THREADS": "1"}
     with open(log, "wb") as out:  # a file, not a pipe: nothing blocks while we poll
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                cwd=log.parent)
+                                cwd=log.parent, preexec_fn=held.as_a_foreground_job)
 
 
 def run_to_end(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -54,12 +57,12 @@ def wait_until(condition, proc: subprocess.Popen, log: Path, what: str) -> None:
         time.sleep(0.02)
 
 
-def run_dirs(results: Path) -> list[Path]:
-    return sorted(p for p in (results / "twospeed").glob("*") if p.is_dir())
+def run_dirs(results: Path, name: str = "twospeed") -> list[Path]:
+    return sorted(p for p in (results / name).glob("*") if p.is_dir())
 
 
-def journal(results: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in results.glob("twospeed/*/cells/*.json")}
+def journal(results: Path, name: str = "twospeed") -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in results.glob(f"{name}/*/cells/*.json")}
 
 
 def manifest(run_dir: Path) -> dict:
@@ -68,26 +71,28 @@ def manifest(run_dir: Path) -> dict:
 
 @pytest.fixture
 def suite(tmp_path) -> Path:
-    return write_suite(tmp_path, fast_then_slow_suite(slow_epochs=10))
+    return write_suite(tmp_path, fast_then_slow_suite(slow_epochs=1))  # the lock, not the work
 
 
-def test_sigkilled_driver_resumes_without_recomputing(suite, tmp_path):
+def test_sigkilled_driver_resumes_without_recomputing(tmp_path):
+    suite = held.write_held_suite(tmp_path)
     results, log = tmp_path / "results", tmp_path / "first.log"
     cmd = bench_run(suite, results)
     proc = start(cmd, log)
-    wait_until(lambda: len(journal(results)) >= 2, proc, log, "two journaled cells")
+    wait_until(lambda: len(journal(results, "held")) >= 2, proc, log, "two journaled cells")
     proc.kill()  # SIGKILL: no cleanup of any kind
     proc.wait()
-    before = journal(results)
-    assert 2 <= len(before) < TOTAL
-    (run_dir,) = run_dirs(results)
+    before = journal(results, "held")
+    assert len(before) == 2  # the held cell cannot have finished
+    (run_dir,) = run_dirs(results, "held")
     assert manifest(run_dir)["status"] == "running"  # the killed driver could not say more
 
+    held.release(tmp_path)
     again = run_to_end(cmd, tmp_path)  # the very same command
     assert again.returncode == 0, again.stdout + again.stderr
-    assert run_dirs(results) == [run_dir]  # it resumed the killed run; no new run folder
-    after = journal(results)
-    assert len(after) == TOTAL
+    assert run_dirs(results, "held") == [run_dir]  # it resumed the killed run; no new folder
+    after = journal(results, "held")
+    assert len(after) == held.CELLS
     for name, data in before.items():  # read back, not recomputed: byte for byte
         assert after[name] == data, name
 
@@ -104,7 +109,7 @@ def test_sigkilled_driver_resumes_without_recomputing(suite, tmp_path):
 
 def test_second_run_on_same_folder_is_refused_and_first_is_intact(suite, tmp_path):
     results, log = tmp_path / "results", tmp_path / "first.log"
-    cmd = bench_run(suite, results)
+    cmd = bench_run(suite, results) + ["--workers", "1"]  # no worker processes: not the point
     first = start(cmd, log)
     # The manifest is written once the first run holds the lock; freeze it there, so the
     # second run surely meets a live holder (however slowly it imports torch).
@@ -132,19 +137,20 @@ def test_second_run_on_same_folder_is_refused_and_first_is_intact(suite, tmp_pat
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_interrupt_stops_cleanly_and_keeps_finished_cells(tmp_path, sig):
-    suite = write_suite(tmp_path, fast_then_slow_suite(slow_epochs=50))
+    """One cell after another in the driver itself (--workers 1)."""
+    suite = held.write_held_suite(tmp_path)
     results, log = tmp_path / "results", tmp_path / "run.log"
-    proc = start(bench_run(suite, results), log)
-    wait_until(lambda: len(journal(results)) >= 2, proc, log, "two journaled cells")
+    proc = start(bench_run(suite, results) + ["--workers", "1"], log)
+    wait_until(lambda: len(journal(results, "held")) >= 2, proc, log, "two journaled cells")
     proc.send_signal(sig)
     assert proc.wait(timeout=TIMEOUT) == 130, log.read_text()
 
-    kept = journal(results)
-    assert 2 <= len(kept) < TOTAL
-    (run_dir,) = run_dirs(results)
+    kept = journal(results, "held")
+    assert len(kept) == 2  # the held cell cannot have finished
+    (run_dir,) = run_dirs(results, "held")
     m = manifest(run_dir)
     assert m["status"] == "interrupted" and m["sessions"][-1]["status"] == "interrupted"
-    assert m["counts"] == {"ok": len(kept), "failed": 0, "total": TOTAL}
+    assert m["counts"] == {"ok": len(kept), "failed": 0, "total": held.CELLS}
     assert sorted(RunStore(run_dir).read_table("cells")[CELL_ID]) == sorted(
         name.removesuffix(".json") for name in kept)
     assert f"interrupted: {len(kept)} cells ok, 0 failed" in log.read_text()

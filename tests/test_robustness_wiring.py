@@ -129,12 +129,12 @@ device = "cpu"
 [datasets.digits]
 kind = "digits"
 limit_train = 600
-limit_test = 150
+limit_test = 60
 
 [models.cnn]
 arch = "small-cnn"
 dataset = "digits"
-train = {{ epochs = 4, lr = 0.003 }}
+train = {{ epochs = 2, lr = 0.003 }}
 
 [models.mine]   # saved as {{"state_dict": {{"module.net...": ...}}, "epoch": 3}}
 factory = "wired_pkg.nets:Mlp"
@@ -169,8 +169,8 @@ attack = "autoattack"
 epsilons = [0.2]
 limit = {aa_limit}
 """
-AA_LIMIT = 30
-N = 150  # the test split, as limit_test loads it
+AA_LIMIT = 10  # AutoAttack (Square's 5000 queries) on a subset: what is checked is the subset
+N = 60  # the test split, as limit_test loads it
 NETS = """
 from torch import nn
 

@@ -1,7 +1,9 @@
 """`bench run` end to end: tables, manifest, report and plot; a user's own model; resume."""
 
 import json
+import shutil
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,33 +14,13 @@ from torch import nn
 from bench.cli import main
 from bench.store.run_store import RunStore
 from tests.helpers.formats import write_mnist
+from tests.helpers.suites import E2E_TINY as TINY
 
-TINY = """
-[suite]
-name = "tiny"
-seeds = [0, 1]
 
-[datasets.digits]
-kind = "digits"
-limit_train = 400
-limit_test = 150
-
-[models.cnn]
-arch = "small-cnn"
-dataset = "digits"
-train = { recipe = "standard", epochs = 2 }
-
-[[robustness]]
-models = ["cnn"]
-attack = "fgsm"
-epsilons = [0, 0.1, 0.3]
-
-[[robustness]]
-models = ["cnn"]
-attack = "pgd"
-steps = 3
-epsilons = [0.1]
-"""
+def copy_results(results: Path, to: Path) -> Path:
+    """A copy of a results folder (runs and weights cache) to change at will."""
+    shutil.copytree(results, to)
+    return to
 
 
 def only_run(results):
@@ -47,11 +29,11 @@ def only_run(results):
     return runs[0]
 
 
-def test_tiny_suite_writes_tables_manifest_report_and_plot(tmp_path):
+def test_tiny_suite_writes_tables_manifest_report_and_plot(tiny_run, tmp_path):
+    """`tiny_run` (tests/conftest.py) is `bench run E2E_TINY --results-dir RESULTS`."""
+    results = copy_results(tiny_run, tmp_path / "results")
     suite = tmp_path / "tiny.toml"
     suite.write_text(TINY)
-    results = tmp_path / "results"
-    assert main(["run", str(suite), "--results-dir", str(results), "--no-progress"]) == 0
     run = only_run(results)
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "complete"
@@ -79,7 +61,9 @@ def test_tiny_suite_writes_tables_manifest_report_and_plot(tmp_path):
 
     # Running the same command again starts a new run but does not retrain (weights cache).
     train_rows = pd.read_parquet(run / "tables" / "training.parquet")
-    assert main(["run", str(suite), "--results-dir", str(results), "--no-progress", "--run-id", "again"]) == 0
+    # In this process (--workers 1): the same numbers as the parallel first run, and cheaper.
+    assert main(["run", str(suite), "--results-dir", str(results), "--no-progress", "--run-id",
+                 "again", "--workers", "1"]) == 0
     again = RunStore(results / "tiny" / "again")
     pd.testing.assert_frame_equal(again.read_table("training").drop(columns=["cell_id"]),
                                   train_rows.drop(columns=["cell_id"]))
@@ -87,11 +71,10 @@ def test_tiny_suite_writes_tables_manifest_report_and_plot(tmp_path):
     assert rob2["robust_acc"].tolist() == rob["robust_acc"].tolist()
 
 
-def test_resume_skips_finished_cells(tmp_path):
+def test_resume_skips_finished_cells(tiny_run, tmp_path):
+    results = copy_results(tiny_run, tmp_path / "results")  # a finished run of TINY
     suite = tmp_path / "tiny.toml"
     suite.write_text(TINY)
-    results = tmp_path / "results"
-    assert main(["run", str(suite), "--results-dir", str(results), "--no-progress"]) == 0
     run = only_run(results)
     # Pretend the run was killed: drop one robustness journal entry and mark it unfinished.
     store = RunStore(run)

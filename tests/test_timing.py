@@ -4,8 +4,10 @@ The CUDA branch runs here without a GPU: only the device check (`torch.cuda.is_a
 patched, and the event factory is injected, as `time_repeats` allows.
 """
 
+import inspect
 import math
 import mmap
+import time
 
 import numpy as np
 import pytest
@@ -93,8 +95,9 @@ def test_cpu_uses_perf_counter_and_no_events(monkeypatch):
                                 event_factory=no_events, clock=lambda: float(next(ticks)))
     assert len(calls) == 3 + 5
     assert times == [0.5] * 5  # one clock read before and one after each timed call
-    # The real perf_counter by default (non-negative; a no-op is fast even when preempted).
-    assert all(0 <= t < 0.5 for t in timing.time_repeats(lambda: None, "cpu", warmup=0, repeats=3))
+    # The real perf_counter by default: its readings, whatever the machine's load.
+    assert inspect.signature(timing.time_repeats).parameters["clock"].default is time.perf_counter
+    assert all(t >= 0 for t in timing.time_repeats(lambda: None, "cpu", warmup=0, repeats=3))
 
 
 def test_time_repeats_rejects_nonsense():

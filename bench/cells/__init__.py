@@ -32,6 +32,9 @@ class RunEnv:
     deterministic: bool = False  # [suite] deterministic: deterministic kernels (execute_cell)
     code: dict = field(default_factory=code_identity)  # the bench code running the cells
     reuse_other_code: bool = False  # may cached artefacts of other bench code be reused?
+    # The results folder this run is in: earlier runs' journals inform the parallel
+    # executor's estimates (bench.executors.estimates). Cells do not read it.
+    results_dir: Path | None = None
 
 
 @dataclass

@@ -2,9 +2,10 @@
 
 Cells that others wait for go first (the feature extractor every GAN needs, the trainings),
 the most waited-for first, then plan order: they unlock work. Among cells that nothing waits
-for, when every ready and running cell has a cost estimate, the work is split between the
-workers so that their estimated finish times are as even as possible, and the idle worker
-starts the largest cell of its share. The split is made again at every start, from what the
+for, when every ready and running cell has a cost estimate (bench.executors.estimates: every
+kind has one, from earlier runs or a FLOP model), the work is split between the workers so
+that their estimated finish times are as even as possible, and the idle worker starts the
+largest cell of its share. The split is made again at every start, from what the
 busy workers have left, so an estimate that was off is corrected as the run goes. Without
 estimates: plan order.
 
@@ -20,68 +21,67 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+from bench.executors.estimates import model_seconds
 from bench.suite.plan import Cell
 
-# A critic update's share of the cost of a generator step with one critic update: five
-# critic updates make a step ~3.5x dearer (benchmarks/gan_step_cost.py), 1 + 4x = 3.5.
-CRITIC_SHARE = 0.625
-BASE_BATCH = 64  # the batch the GANs' step costs were measured at
 # Exchanges cost O(cells^2) each: beyond this many ready cells, longest-first alone (its
 # leftover imbalance is at most one cell, small against so much work).
 MAX_EXCHANGE_CELLS = 64
 
-
-def _gan_cost(cell: Cell) -> float:
-    from bench.gans import GANS  # the architectures' step costs; the driver has torch already
-
-    config = cell.config
-    gan = GANS.get(config.arch)
-    n_critic = config.n_critic if config.n_critic is not None else gan.paper.n_critic
-    per_step = gan.step_cost * ((1 - CRITIC_SHARE) + CRITIC_SHARE * n_critic)
-    return config.steps * per_step * config.batch_size / BASE_BATCH
-
-
-# Cell kind -> its relative cost (in DCGAN generator steps at batch 64). Kinds not listed
-# have no estimate, and their cells run in plan order.
-ESTIMATES: dict[str, Callable[[Cell], float]] = {"gan": _gan_cost}
-
-
-def estimated_cost(cell: Cell) -> float | None:
-    estimate = ESTIMATES.get(cell.kind)
-    return estimate(cell) if estimate is not None else None
+Cost = Callable[[Cell], "float | None"]  # a cell's estimated seconds (None: no estimate)
 
 
 class Pace:
-    """Seconds per unit of estimated cost, from the cells with estimates finished so far."""
+    """How long cells really take against their estimates, by cell kind (an estimate that is
+    off is off for a kind: a FLOP model that suits trainings more than attacks, a loaded
+    machine), from the cells finished so far; a kind with none finished yet goes by all."""
 
-    def __init__(self) -> None:
-        self.seconds = self.cost = 0.0
+    def __init__(self, cost: Cost = model_seconds) -> None:
+        self.cost_of = cost
+        self.seconds: dict[str, float] = {}  # kind -> seconds its finished cells took
+        self.estimated: dict[str, float] = {}  # kind -> what they were estimated to take
 
     def finished(self, cell: Cell, seconds: float) -> None:
-        estimate = estimated_cost(cell)
+        estimate = self.cost_of(cell)
         if estimate is not None:
-            self.seconds += seconds
-            self.cost += estimate
+            self.seconds[cell.kind] = self.seconds.get(cell.kind, 0.0) + seconds
+            self.estimated[cell.kind] = self.estimated.get(cell.kind, 0.0) + estimate
+
+    def ratio(self, kind: str) -> float:
+        """Seconds per estimated second for `kind` (1 before anything finished)."""
+        seconds, estimated = self.seconds.get(kind, 0.0), self.estimated.get(kind, 0.0)
+        if seconds <= 0 or estimated <= 0:
+            seconds, estimated = sum(self.seconds.values()), sum(self.estimated.values())
+        return seconds / estimated if seconds > 0 and estimated > 0 else 1.0
+
+    def predicted(self, cell: Cell) -> float | None:
+        """The seconds `cell` will take, its estimate corrected by the run so far."""
+        estimate = self.cost_of(cell)
+        return None if estimate is None else estimate * self.ratio(cell.kind)
 
     def left(self, cell: Cell, elapsed: float) -> float | None:
-        """The estimated cost a cell running for `elapsed` seconds has left (None: unknown)."""
-        estimate = estimated_cost(cell)
-        if estimate is None or self.seconds <= 0:  # before any cell finished: it just started
-            return estimate
-        return max(0.0, estimate - elapsed * self.cost / self.seconds)
+        """The seconds a cell running for `elapsed` seconds has left (None: unknown)."""
+        predicted = self.predicted(cell)
+        if predicted is None or not self.seconds:  # before any cell finished: it just started
+            return predicted
+        return max(0.0, predicted - elapsed)
 
 
 def pick(ready: Sequence[Cell], waited_for: dict[str, int], idle: int, workers: int,
-         running: dict[int, float | None]) -> Cell:
+         running: dict[int, float | None], cost: Cost = model_seconds,
+         unlocked: Cost | None = None) -> Cell:
     """The cell worker `idle` starts now, out of `ready` (non-empty, in plan order).
 
     `waited_for`: how many cells need each cell. `running`: busy worker -> the estimated
-    cost its cell has left (None: unknown). Other idle workers count as free.
+    cost its cell has left (None: unknown). Other idle workers count as free. `cost`: the
+    estimates (bench.executors.estimates.Estimates: earlier runs, else a FLOP model).
+    `unlocked`: the estimated work a cell and every cell that needs it add up to; among the
+    cells others wait for, the one that unlocks the most goes first (the longest chain).
     """
-    first = sorted(ready, key=lambda c: -waited_for.get(c.id, 0))  # stable: plan order next
+    first = waited_first(ready, waited_for, unlocked)
     if waited_for.get(first[0].id, 0) or None in running.values():
         return first[0]
-    costs = [estimated_cost(c) for c in first]
+    costs = [cost(c) for c in first]
     if None in costs:
         return first[0]
     loads = [running.get(w) or 0.0 for w in range(workers)]
@@ -90,6 +90,17 @@ def pick(ready: Sequence[Cell], waited_for: dict[str, int], idle: int, workers: 
     if not mine:  # never idle while cells are ready: take the smallest, disturb the rest least
         return first[min(range(len(first)), key=lambda j: costs[j])]
     return first[max(mine, key=lambda j: costs[j])]  # max keeps the first of equals
+
+
+def waited_first(ready: Sequence[Cell], waited_for: dict[str, int],
+                 unlocked: Cost | None) -> list[Cell]:
+    """`ready` with the cells others wait for first: the most unlocked work first when known
+    for every one of them, else the most waited-for; then plan order (the sort is stable)."""
+    waited = [c for c in ready if waited_for.get(c.id, 0)]
+    work = {c.id: unlocked(c) for c in waited} if unlocked is not None else {}
+    if waited and None not in work.values() and work:
+        return sorted(ready, key=lambda c: -work[c.id] if c.id in work else 0.0)
+    return sorted(ready, key=lambda c: -waited_for.get(c.id, 0))
 
 
 def split(costs: Sequence[float], loads: Sequence[float]) -> list[int]:

@@ -28,6 +28,7 @@ from typing import Callable
 
 from bench.cells import RunEnv
 from bench.executors import balance, worker
+from bench.executors.estimates import Estimates, History
 from bench.executors.execute import (
     EXCLUSIVE_KINDS,
     as_result,
@@ -48,7 +49,9 @@ class ParallelRun:
 
     def __init__(self, cells: list[Cell], done: dict[str, CellRecord], env: RunEnv,
                  on_done: Callable[[CellRecord], None], progress: CellProgress, workers: int):
-        self.waited_for = {cell_id: len(ids) for cell_id, ids in dependants(cells).items()}
+        self.below = dependants(cells)  # cell id -> every cell that needs it
+        self.waited_for = {cell_id: len(ids) for cell_id, ids in self.below.items()}
+        self.by_id = {c.id: c for c in cells}
         self.todo = [c for c in cells if c.id not in done]  # plan order
         self.done = dict(done)
         # Bars stay in the driver: one line per worker, not one bar per worker writing at once.
@@ -58,7 +61,10 @@ class ParallelRun:
         self.busy: dict[int, tuple[Cell, object]] = {}  # worker index -> (cell, future)
         self.started: dict[int, float] = {}  # worker index -> when its cell started
         self.shared: set[str] = set()  # cells that had another cell in flight beside them
-        self.pace = balance.Pace()  # how fast the estimated work goes
+        # Seconds each cell will take (earlier runs in the results folder, else a FLOP
+        # model), and how fast the estimated work goes in this run.
+        self.estimates = Estimates(cells, History.read(env.results_dir))
+        self.pace = balance.Pace(self.estimates)
 
     def loop(self) -> None:
         self.progress.show_workers(len(self.workers))
@@ -109,10 +115,16 @@ class ParallelRun:
         ready = [c for c in self.todo if all(d in self.done for d in c.deps.values())]
         shared = [c for c in ready if c.kind not in EXCLUSIVE_KINDS]
         if shared:
-            return balance.pick(shared, self.waited_for, idle, len(self.workers), self.left())
+            return balance.pick(shared, self.waited_for, idle, len(self.workers), self.left(),
+                                self.pace.predicted, self.unlocked)
         if ready and not self.busy:
             return ready[0]  # only timing cells are ready and nothing runs: one, alone
         return None
+
+    def unlocked(self, cell: Cell) -> float | None:
+        """The seconds `cell` and every cell that needs it are predicted to take."""
+        costs = [self.pace.predicted(self.by_id[i]) for i in {cell.id} | self.below[cell.id]]
+        return None if None in costs else sum(costs)
 
     def left(self) -> dict[int, float | None]:
         """Busy worker -> the estimated cost its cell has left (None: no estimate)."""

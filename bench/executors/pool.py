@@ -12,12 +12,12 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 
 from bench.executors import worker
+from bench.interrupts import held_back
 
 STOP_GRACE_SECONDS = 10.0  # how long a stopped worker may take to unwind its cell
 
@@ -37,11 +37,13 @@ class WorkerProcess:
             self.pool = ProcessPoolExecutor(
                 max_workers=1, mp_context=multiprocessing.get_context("spawn"),
                 initializer=worker.init_worker, initargs=(os.getpid(),))
-        try:
-            with _children_ignore_sigint():
+        # A Ctrl-C or SIGTERM during the start takes effect once the process is recorded
+        # (stop() needs it), and the process starts with SIGINT blocked.
+        with held_back(), _children_start_with_sigint_blocked():
+            try:
                 return self.pool.submit(fn, *args)  # starts the process if there is none yet
-        finally:  # even when a Ctrl-C held back during the start arrives: stop() needs it
-            self._remember_processes()
+            finally:
+                self._remember_processes()
 
     def warm_up(self) -> None:
         """Start the process now, so that its start-up overlaps other work."""
@@ -85,11 +87,10 @@ class WorkerProcess:
         live = [p for p in self.processes if p.is_alive()]
         for proc in live:
             proc.terminate()
-        for proc in live:
-            proc.join(timeout=STOP_GRACE_SECONDS)
-            if proc.is_alive():
+        for proc in live:  # the exit code, not is_alive(): see _exit_code
+            if _exit_code(proc, STOP_GRACE_SECONDS) is None:
                 proc.kill()
-                proc.join()
+                _exit_code(proc, STOP_GRACE_SECONDS)
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
         self.pool = None
@@ -111,21 +112,19 @@ def _exit_code(proc, timeout: float) -> int | None:
 
 
 @contextmanager
-def _children_ignore_sigint():
-    """Processes started in this block ignore SIGINT from their first instruction on.
+def _children_start_with_sigint_blocked():
+    """Processes started in this block start with SIGINT blocked, from their first instruction.
 
-    An ignored signal stays ignored across exec, so the worker is started while the driver
-    ignores SIGINT. The driver blocks SIGINT meanwhile: on Linux a blocked signal stays
-    pending even while ignored, and reaches the driver's own handler once unblocked, so a
-    Ctrl-C in this window is delayed, not lost.
+    A Ctrl-C in a terminal reaches the whole process group. A worker still importing (before
+    its initializer could ignore SIGINT) would die of it with a traceback; with SIGINT blocked
+    (the signal mask is inherited across fork and exec) the signal waits, pending, until
+    `worker.init_worker` ignores SIGINT and unblocks it, which discards it: stopping is the
+    driver's decision. The driver only blocks SIGINT here, and never sets it to SIG_IGN: POSIX
+    discards a pending signal whose action becomes SIG_IGN, so a Ctrl-C that landed in such a
+    window would be lost. A blocked one is delivered to the driver's handler when unblocked.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers belong to the main thread; workers then inherit the default
-        return
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)

@@ -5,7 +5,10 @@ locks) and runs one cell at a time for the driver. Signals:
 
 - SIGINT is ignored: Ctrl-C in a terminal reaches the whole process group, and it is the
   driver that decides to stop (it then sends SIGTERM to every worker). The driver starts the
-  worker with SIGINT ignored, so that holds from the first instruction, imports included.
+  worker with SIGINT blocked (bench.executors.pool), so a Ctrl-C during the worker's imports
+  waits, pending; `init_worker` ignores SIGINT, which discards it, and only then unblocks it.
+- SIGTERM before `init_worker` (the driver stopping a worker still importing) kills the
+  worker quietly, by the default action.
 - SIGTERM inside a cell raises KeyboardInterrupt, so the cell unwinds (atomic writes remove
   their temporary files) before the worker exits with 130; between cells it exits at once.
 - If the driver dies (even by SIGKILL), Linux sends the worker SIGTERM (PR_SET_PDEATHSIG):
@@ -32,7 +35,8 @@ _in_cell = False
 
 def init_worker(driver_pid: int) -> None:
     """ProcessPoolExecutor initializer: runs once in each worker before any cell."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # first: discards a Ctrl-C pending since start
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     signal.signal(signal.SIGTERM, _on_sigterm)
     _die_with_parent(driver_pid)
 

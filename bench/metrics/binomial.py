@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import math
 
-from scipy.stats import binomtest
-
 from bench import defaults
 
 
@@ -21,6 +19,8 @@ def binomial_interval(successes: int, n: int, *, level: float = defaults.BINOMIA
     """(low, high) for the proportion successes/n; (nan, nan) when n is 0."""
     if n == 0:
         return math.nan, math.nan
+    from scipy.stats import binomtest  # ~0.5 s to import: only where an interval is computed
+
     ci = binomtest(int(successes), int(n)).proportion_ci(confidence_level=level, method=method)
     return float(ci.low), float(ci.high)
 

@@ -48,10 +48,20 @@ class Section:
     blocks: list = field(default_factory=list)
 
 
-def figure_png(fig) -> bytes:
-    """Render a matplotlib figure to PNG bytes and close it."""
+def pyplot():
+    """matplotlib.pyplot on the headless Agg backend, imported at the first figure: it costs
+    ~0.4 s, which a report (or a command) without a figure does not pay."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # reports render headless, also on Ray workers and CI
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def figure_png(fig) -> bytes:
+    """Render a matplotlib figure to PNG bytes and close it."""
+    plt = pyplot()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)

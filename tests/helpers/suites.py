@@ -92,3 +92,33 @@ attack = "fgsm"
 epsilons = [0, 0.1]
 limit = {limit}
 """
+
+
+# `bench run` end to end (tests/test_run_e2e.py), run once per session by the `tiny_run`
+# fixture (tests/conftest.py): two seeds of a small CNN, FGSM and PGD.
+E2E_TINY = """
+[suite]
+name = "tiny"
+seeds = [0, 1]
+
+[datasets.digits]
+kind = "digits"
+limit_train = 400
+limit_test = 150
+
+[models.cnn]
+arch = "small-cnn"
+dataset = "digits"
+train = { recipe = "standard", epochs = 2 }
+
+[[robustness]]
+models = ["cnn"]
+attack = "fgsm"
+epsilons = [0, 0.1, 0.3]
+
+[[robustness]]
+models = ["cnn"]
+attack = "pgd"
+steps = 3
+epsilons = [0.1]
+"""

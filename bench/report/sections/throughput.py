@@ -7,15 +7,10 @@ from __future__ import annotations
 
 import math
 
-import matplotlib
-
-matplotlib.use("Agg")  # reports render headless, also on Ray workers and CI
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import EngFormatter, MaxNLocator
 
-from bench.report.blocks import Figure, Section, Table, Text, figure_png
+from bench.report.blocks import Figure, Section, Table, Text, figure_png, pyplot
 from bench.store import schema as S
 
 PANEL_KEYS = ["workload", "target"]
@@ -75,7 +70,9 @@ def images_per_s_png(df: pd.DataFrame) -> bytes:
     nrows = math.ceil(len(panels) / ncols)
     heights = [len(g) for _, g in panels]
     height = 0.9 + (0.32 * max(heights) + 0.8) * nrows
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, height), squeeze=False)
+    from matplotlib import ticker  # with pyplot, at the first figure
+
+    fig, axes = pyplot().subplots(nrows, ncols, figsize=(5.2 * ncols, height), squeeze=False)
     for ax, ((workload, target), g) in zip(axes.flat, panels):
         g = g.sort_values(CONFIG_KEYS)
         labels = [config_label(r, with_seed) for r in g.to_dict("records")]
@@ -95,8 +92,8 @@ def images_per_s_png(df: pd.DataFrame) -> bytes:
         ax.invert_yaxis()
         ax.set_title(f"{workload} — {target}", fontsize=10)
         ax.set_xlabel("images/s")
-        ax.xaxis.set_major_locator(MaxNLocator(5))
-        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(5))
+        ax.xaxis.set_major_formatter(ticker.EngFormatter(sep=""))
         ax.grid(axis="x", alpha=0.3)
         ax.set_xlim(0, max(hi.max(), ips.max()) * 1.4)
     for ax in list(axes.flat)[len(panels):]:

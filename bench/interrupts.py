@@ -1,0 +1,119 @@
+"""SIGTERM stops bench as Ctrl-C does: a KeyboardInterrupt, so the same clean-up runs.
+
+`kill PID` (or a CI runner, or a scheduler's time limit) then leaves what Ctrl-C leaves: the
+finished cells journaled, the run marked interrupted, no worker behind, exit 130.
+"""
+
+from __future__ import annotations
+
+import importlib
+import signal
+import threading
+from contextlib import contextmanager
+from types import ModuleType
+from typing import Iterator
+
+
+def raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt inside the block; the previous handler comes back after.
+
+    Outside the main thread (where Python cannot set handlers) the block changes nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
+
+
+class _HeldBack:
+    """The handler of Ctrl-C and SIGTERM inside `held_back`: records the first, raises nothing.
+
+    Outside the block (`holding` off) it passes a signal on to the handler that was there
+    before, so a signal that lands while the block puts the old handlers back is never lost.
+    """
+
+    def __init__(self, previous: dict[int, object]):
+        self.previous, self.pending, self.holding = previous, None, True
+
+    def __call__(self, signum, frame) -> None:
+        if self.holding:
+            self.pending = self.pending or (signum, frame)
+        else:
+            pass_on(self.previous[signum], signum, frame)
+
+
+def pass_on(handler, signum: int, frame) -> None:
+    """Do what `handler` (a previous handler, as signal.signal returned it) does with the signal."""
+    if callable(handler):
+        handler(signum, frame)
+    elif handler == signal.SIG_DFL:  # the default action (e.g. terminate): send it again
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+
+@contextmanager
+def held_back() -> Iterator[None]:
+    """Ctrl-C and SIGTERM that land inside the block take effect at its end, never lost.
+
+    For code that must not be cut in half, such as starting a worker process and recording
+    it (a process started but not recorded could not be stopped). The old handlers stay
+    installed underneath: only Python's part is deferred, and no signal is ever set to
+    SIG_IGN, which would discard a pending one. Outside the main thread: no effect.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = _HeldBack({})
+    try:  # a signal between the two installs: the first is put back, the signal raised
+        for signum in INTERRUPTS:
+            previous = signal.getsignal(signum)
+            # Left be: an ignored signal (a worker's SIGINT), a handler set outside Python.
+            if previous is not None and previous != signal.SIG_IGN:
+                held.previous[signum] = previous  # kept before the swap, which may be cut short
+                signal.signal(signum, held)
+        yield
+    finally:
+        held.holding = False  # from here on, a signal goes straight to its old handler
+        _put_back(held.previous)
+        if held.pending is not None:
+            signum, frame = held.pending
+            pass_on(held.previous[signum], signum, frame)
+
+
+def _put_back(handlers: dict[int, object]) -> None:
+    """signal.signal for each, all of them even when one fires (and raises) meanwhile."""
+    left, interrupt = dict(handlers), None
+    while left:
+        try:
+            for signum, handler in list(left.items()):
+                signal.signal(signum, handler)
+                del left[signum]
+        except KeyboardInterrupt as exc:  # an old handler ran: finish, then raise it
+            interrupt = exc
+    if interrupt is not None:
+        raise interrupt
+
+
+def import_held_back(name: str) -> ModuleType:
+    """importlib.import_module(name), with Ctrl-C and SIGTERM held back until it is done.
+
+    Some extensions are not safe to interrupt while they initialise: a KeyboardInterrupt
+    raised by a signal handler inside torch's C++ set-up (`torch._C._c10d_init`) reaches a
+    C++ frame that cannot pass it on, and the process aborts ("terminate called after
+    throwing an instance of 'pybind11::error_already_set'"). Held back, the interrupt comes
+    a moment later, once the import is over.
+    """
+    with held_back():
+        return importlib.import_module(name)
