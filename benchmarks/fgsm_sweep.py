@@ -253,7 +253,7 @@ def run_shape(shape: Shape, rounds: int, search_repeats: int, peak_tflops: float
         recorded = {label: (lambda label=label, fn=fn: results.__setitem__(label, fn()))
                     for label, fn in runs.items()}
         print(f"  timing {rounds} rounds (+1 warm-up), alternating", flush=True)
-        times = alternate(recorded, rounds=rounds, warmup=1, progress=False)
+        times = alternate(recorded, rounds=rounds, warmup=1, progress=True)
     times[CELL] = cell_seconds[-rounds:]  # the cell's own seconds, round by round
     times["tutorial@1"] = [t * tutorial_scale for t in times["tutorial@1"]]
     floor_s = work_flops(shape) / (peak_tflops * 1e12)
