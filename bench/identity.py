@@ -32,6 +32,10 @@ ID_LENGTH = 16
 # is how a cell ran, not what it is: its rows equal the unsharded cell's, so its identity (and
 # the id compare matches runs by) leaves these roles out.
 SHARD_ROLE = "shard/"
+# ...and on the cell that ran its model-level sanity checks beside the shards (the same rows
+# an unsharded cell computes itself).
+CHECKS_ROLE = "part/model-checks"
+PART_ROLES = (SHARD_ROLE, CHECKS_ROLE)
 
 
 def portable(value):
@@ -62,8 +66,9 @@ def group_id(kind: str, config: dict, dep_groups: dict[str, str] | None = None) 
 
 
 def identity_deps(deps: dict) -> dict:
-    """The dependencies that are part of a cell's identity: all but its sample shards."""
-    return {role: dep for role, dep in deps.items() if not role.startswith(SHARD_ROLE)}
+    """The dependencies that are part of a cell's identity: all but the parts a sharded cell
+    ran in (its sample shards, its model checks)."""
+    return {role: dep for role, dep in deps.items() if not role.startswith(PART_ROLES)}
 
 
 def artifact_key(kind: str, config: dict, content: dict | None = None) -> str:

@@ -257,9 +257,13 @@ def test_sample_shards_are_priced_by_their_examples_and_from_whole_cells(tmp_pat
     shards = [c for c in cells if c.kind == "robustness-shard"]
     merge = next(c for c in cells if c.kind == "robustness")
     assert merge.id == whole.id and len(shards) == 4
+    attack = estimates.model_seconds(replaced(whole, model_checks=False))
     for shard in shards:
-        assert estimates.model_seconds(shard) == pytest.approx(estimates.model_seconds(whole) / 4)
+        assert estimates.model_seconds(shard) == pytest.approx(attack / 4)
     assert estimates.model_seconds(merge) == estimates.MERGE_SECONDS
+    (checks,) = [c for c in cells if c.kind == "robustness-checks"]  # beside the shards
+    assert estimates.model_seconds(checks) + attack == pytest.approx(
+        estimates.model_seconds(whole))  # the unsharded cell runs its checks itself
     results = tmp_path / "results"
     journal_run(results, "tiny", "20250101-000000", [(train, 5.0), (whole, 80.0)])  # unsharded
     est = estimates.Estimates(cells, estimates.History.read(results))

@@ -20,7 +20,7 @@ from bench.cli import main
 from bench.data import load_dataset
 from bench.data.sizes import count_examples
 from bench.executors.execute import TEST_KILL_ONCE_ENV
-from bench.identity import SHARD_ROLE
+from bench.identity import CHECKS_ROLE, SHARD_ROLE
 from bench.runner import run_suite
 from bench.store import schema as S
 from bench.store.run_store import RunStore
@@ -129,6 +129,29 @@ def test_shards_are_cells_and_the_merged_cell_keeps_the_unsharded_id(runs):
     assert (shards["examples_per_s"] > 0).all() and set(shards["device"]) == {"cpu"}
 
 
+def test_model_checks_run_beside_the_shards_and_the_merge_only_reports_them(runs):
+    """The model-level checks need no attack result: in a sharded run they are a cell of their
+    own that waits only for the model, so the shards and the checks share the workers; the
+    merging cell's `checks` rows are that cell's (equal to the unsharded cell's: above)."""
+    journal = RunStore(runs["size50"]).read_cells()
+    train = next(r for r in journal.values() if r.kind == "train")
+    # One per set of model-level checks: the FGSM section's (batch 32, PGD's shares it) and
+    # AutoAttack's (batch 8), as unsharded.
+    checks = [r for r in journal.values() if r.kind == "robustness-checks"]
+    assert sorted(r.config["attack"] for r in checks) == ["autoattack", "fgsm"]
+    merges = [r for r in journal.values() if r.kind == "robustness"]
+    for part in checks:
+        assert part.deps == {"model": train.id}
+        (merge,) = [m for m in merges if m.deps.get(CHECKS_ROLE) == part.id]
+        assert merge.config["attack"] == part.config["attack"]
+        assert merge.records[S.CHECKS][:3] == part.records[S.MODEL_CHECK_PART]
+        assert {r["check"] for r in part.records[S.MODEL_CHECK_PART]} == {
+            "deterministic_predictions", "gradient_saturation", "unbounded_epsilon"}
+    (pgd,) = [m for m in merges if m.config["attack"] == "pgd"]
+    assert CHECKS_ROLE not in pgd.deps and S.CHECKS not in pgd.records
+    assert S.MODEL_CHECK_PART not in RunStore(runs["size50"]).table_names()
+
+
 def test_the_merge_does_not_depend_on_the_order_shards_finish_in(runs, tmp_path):
     store = RunStore(runs["three"])
     journal = store.read_cells()
@@ -208,8 +231,9 @@ def test_a_killed_run_redoes_only_the_unfinished_shards(tmp_path):
     assert all(after[name] == data for name, data in before.items())  # not recomputed
     sessions = RunStore(run_dir).read_manifest()["cells"]
     redone = {c.id for c in cells if sessions[c.id]["session"] == 1}
-    assert redone == {c.id for c in shard_cells[2:]} | {c.id for c in cells
-                                                         if c.kind == "robustness"}
+    assert redone == {c.id for c in cells if f"{c.id}.json" not in before}
+    assert {c.id for c in shard_cells[2:]} | {c.id for c in cells if c.kind == "robustness"} \
+        <= redone and not redone & {c.id for c in shard_cells[:2]}
 
 
 # -- how shards are cut ------------------------------------------------------------------
@@ -257,7 +281,8 @@ limit = 10
 def test_validate_lists_the_shards(tmp_path, capsys):
     suite = write_suite(tmp_path, SUITE.format(shard="shards = 3"))
     assert main(["validate", str(suite)]) == 0
-    assert "9 robustness-shard, 3 robustness" in capsys.readouterr().out
+    # Two sets of model checks: batch 32 (FGSM, PGD) and batch 8 (AutoAttack).
+    assert "9 robustness-shard, 2 robustness-checks, 3 robustness" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("kind", ["digits", "mnist", "cifar10", "svhn", "folder", "folder-split"])

@@ -42,6 +42,7 @@ def build_tables(cells: dict[str, CellRecord]) -> dict[str, pd.DataFrame]:
     for rec in cells.values():
         for table, records in rec.records.items():
             rows.setdefault(table, []).extend({S.CELL_ID: rec.id, **r} for r in records)
+    rows.pop(S.MODEL_CHECK_PART, None)  # the merging cell's `checks` rows hold them
     tables = {name: declared_order(name, pd.DataFrame(r)) for name, r in sorted(rows.items())}
     tables[S.CELLS] = cells_table(cells)
     add_examples(tables)

@@ -5,6 +5,8 @@ Two cell kinds share one code path:
 - "robustness-shard" attacks a run of whole batches of the evaluated examples (its
   `examples` range, bench.suite.shards) and returns their per-example records
   (`example_blocks`, bench.store.examples) and what it cost (a `shards` row);
+- "robustness-checks" runs the model-level sanity checks of a sharded evaluation beside its
+  shards (they need the model and the examples, not the attack's results);
 - "robustness" makes the rows of the whole evaluation from per-example records: its sample
   shards' (its inputs "shard/00000", ...) when the suite shards it, else its own, made by
   attacking every example exactly as one shard of all of them would.
@@ -41,7 +43,7 @@ from bench.checks.model import convergence_rows, model_check_rows
 from bench.data import ImageData, load_dataset, subset_indices
 from bench.errors import CellFailed
 from bench.fingerprint import data_fingerprint
-from bench.identity import SHARD_ROLE, file_sha256
+from bench.identity import CHECKS_ROLE, SHARD_ROLE, file_sha256
 from bench.metrics.robustness import robustness_row
 from bench.models.outputs import probability_output_warning
 from bench.provenance import device_name
@@ -75,6 +77,15 @@ def run_robustness_cell(config: RobustnessCellConfig, inputs: dict[str, CellResu
 def run_robustness_shard(config: RobustnessCellConfig, inputs: dict[str, CellResult],
                          env: RunEnv) -> CellResult:
     return CellResult(records=attack_examples(config, inputs, env)[0])
+
+
+def run_model_checks(config: RobustnessCellConfig, inputs: dict[str, CellResult],
+                     env: RunEnv) -> CellResult:
+    """A sharded evaluation's model-level checks, for its merging cell's `checks` rows."""
+    data, _ = evaluated_examples(config)
+    model = load_model(config, inputs, data)[0]
+    return CellResult(records={S.MODEL_CHECK_PART: model_check_rows(model, data, config,
+                                                                    env.device)})
 
 
 Loaded = tuple[nn.Module, ImageData]  # the model and the evaluated examples, when at hand
@@ -240,16 +251,20 @@ def epsilon_result(eps: float, arrays: dict, config: RobustnessCellConfig) -> Ep
 def sanity_checks(config: RobustnessCellConfig, inputs: dict[str, CellResult], env: RunEnv,
                   clean_ok: torch.Tensor, results: list[EpsilonResult],
                   loaded: Loaded | None) -> list[dict]:
-    """The `checks` rows this cell was asked for (bench.checks.model), timed apart, on the
-    evaluated examples (a merging cell loads the model and the examples it has not got)."""
-    if not (config.model_checks or config.convergence):
-        return []
+    """The `checks` rows this cell was asked for (bench.checks.model) on the evaluated
+    examples: the model checks from the cell that ran them beside the shards, if any; a
+    merging cell loads the model and the examples only when it must run a check itself."""
+    ran_apart = config.model_checks and CHECKS_ROLE in inputs
+    if not ((config.model_checks and not ran_apart) or config.convergence):
+        return list(inputs[CHECKS_ROLE].records[S.MODEL_CHECK_PART]) if ran_apart else []
     if loaded is None:
         data, _ = evaluated_examples(config)
         loaded = load_model(config, inputs, data)[0], data
     model, data = loaded
     rows = []
-    if config.model_checks:
+    if ran_apart:
+        rows += inputs[CHECKS_ROLE].records[S.MODEL_CHECK_PART]
+    elif config.model_checks:
         rows += model_check_rows(model, data, config, env.device)
     if config.convergence:
         rows += convergence_rows(model, data, clean_ok, results, config, env.device)

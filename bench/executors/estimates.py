@@ -29,6 +29,7 @@ import statistics
 from pathlib import Path
 from typing import Callable, Iterable
 
+from bench import defaults
 from bench.identity import SHARD_ROLE, group_id
 from bench.suite.cell_configs import DatasetSpec, UserSource, UserTarget
 from bench.suite.plan import Cell
@@ -155,7 +156,17 @@ def robustness_seconds(cell: Cell) -> float:
         return MERGE_SECONDS
     passes = attack_passes(c.attack, c.attack_params, len(c.epsilons))
     flops = model_flops(c.source, c.dataset)
-    return flops * robustness_examples(c.as_dict()) * passes / NOMINAL_FLOPS
+    checks = model_checks_seconds(cell) if c.model_checks else 0.0  # unsharded: its own
+    return flops * robustness_examples(c.as_dict()) * passes / NOMINAL_FLOPS + checks
+
+
+def model_checks_seconds(cell: Cell) -> float:
+    """The model-level checks on their first CHECK_SAMPLE examples: determinism (two
+    forwards), gradient saturation (a gradient) and PGD-10 at an unbounded ε."""
+    c = cell.config
+    examples = min(defaults.CHECK_SAMPLE, robustness_examples(c.as_dict()))
+    passes = 2 + 3 + 3 * defaults.PGD_STEPS + 1
+    return model_flops(c.source, c.dataset) * examples * passes / NOMINAL_FLOPS
 
 
 def merges_shards(cell) -> bool:
@@ -192,7 +203,8 @@ def gan_seconds(cell: Cell) -> float:
 # run in plan order.
 MODELS: dict[str, Callable[[Cell], float]] = {
     "train": train_seconds, "robustness": robustness_seconds,
-    "robustness-shard": robustness_seconds, "throughput": throughput_seconds,
+    "robustness-shard": robustness_seconds, "robustness-checks": model_checks_seconds,
+    "throughput": throughput_seconds,
     "gan": gan_seconds, "extractor": lambda cell: EXTRACTOR_SECONDS,
 }
 # Cell kind -> how many examples it evaluates: earlier runs are scaled by it.

@@ -27,6 +27,7 @@ EXAMPLES = "examples"  # derived: one row per example, attack and ε (Parquet on
 SHARDS = "shards"  # one row per evaluating cell (a sample shard, or an unsharded cell)
 WORST_CASE = "worst_case"  # derived: per-example worst case over attacks (model, seed, ε)
 CHECKS = "checks"  # evaluation sanity checks (Carlini et al. 2019)
+MODEL_CHECK_PART = "model_check_part"  # journal only: a sharded cell's model checks, its rows
 EXTRACTORS = "extractors"  # domain feature extractors used for FID
 GAN = "gan"  # one row per (gan, seed, step)
 GAN_AGG = "gan_agg"

@@ -322,6 +322,7 @@ CELL_CONFIGS: dict[str, type[CellConfig]] = {
     "train": TrainCellConfig,
     "robustness": RobustnessCellConfig,
     "robustness-shard": RobustnessCellConfig,
+    "robustness-checks": RobustnessCellConfig,
     "extractor": ExtractorCellConfig,
     "gan": GanCellConfig,
     "throughput": ThroughputCellConfig,

@@ -112,9 +112,13 @@ def model_check_key(model: str, seed: int, rob: RobustnessConfig) -> tuple:
 
 def plan_shards(rob: RobustnessConfig, config: RobustnessCellConfig, deps: dict[str, str],
                 label: str, out: _Plan) -> dict[str, str]:
-    """The sample shards of one robustness cell (none unless the section asks): role -> id.
-    Each attacks whole batches of the evaluated examples and runs no sanity check (the
-    merging cell does, on the same examples as an unsharded cell)."""
+    """The sample shards of one robustness cell (none unless the section asks), and the cell
+    that runs its model-level checks beside them: role -> id. Each shard attacks whole
+    batches of the evaluated examples and runs no sanity check; the model checks (which
+    need no attack result) run as a cell of their own, so that they do not wait for the
+    shards, nor the merging cell for them; the convergence check (which pairs with the
+    attack's results) runs in the merging cell. Every check sees the examples an unsharded
+    cell's would."""
     if rob.shard_size is None and rob.shards is None:
         return {}
     n = example_count(config.dataset, config.split, config.limit)
@@ -126,6 +130,10 @@ def plan_shards(rob: RobustnessConfig, config: RobustnessCellConfig, deps: dict[
                                           "convergence": False})
         roles[f"{identity.SHARD_ROLE}{k:05d}"] = out.add(Cell(
             "robustness-shard", shard, deps, f"{label} shard {k + 1}/{len(ranges)}"))
+    if config.model_checks:
+        checks = config.model_copy(update={"convergence": False})
+        roles[identity.CHECKS_ROLE] = out.add(Cell("robustness-checks", checks, deps,
+                                                   f"{label} model checks"))
     return roles
 
 
