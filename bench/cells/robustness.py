@@ -254,17 +254,17 @@ def sanity_checks(config: RobustnessCellConfig, inputs: dict[str, CellResult], e
     """The `checks` rows this cell was asked for (bench.checks.model) on the evaluated
     examples: the model checks from the cell that ran them beside the shards, if any; a
     merging cell loads the model and the examples only when it must run a check itself."""
-    ran_apart = config.model_checks and CHECKS_ROLE in inputs
-    if not ((config.model_checks and not ran_apart) or config.convergence):
-        return list(inputs[CHECKS_ROLE].records[S.MODEL_CHECK_PART]) if ran_apart else []
+    rows = []
+    if config.model_checks and CHECKS_ROLE in inputs:  # run beside the shards
+        rows += inputs[CHECKS_ROLE].records[S.MODEL_CHECK_PART]
+    own_model_checks = config.model_checks and CHECKS_ROLE not in inputs
+    if not (own_model_checks or config.convergence):
+        return rows
     if loaded is None:
         data, _ = evaluated_examples(config)
         loaded = load_model(config, inputs, data)[0], data
     model, data = loaded
-    rows = []
-    if ran_apart:
-        rows += inputs[CHECKS_ROLE].records[S.MODEL_CHECK_PART]
-    elif config.model_checks:
+    if own_model_checks:
         rows += model_check_rows(model, data, config, env.device)
     if config.convergence:
         rows += convergence_rows(model, data, clean_ok, results, config, env.device)
