@@ -280,3 +280,40 @@ def test_sample_shards_are_priced_by_their_examples_and_from_whole_cells(tmp_pat
     est = estimates.Estimates([train, subset], estimates.History.read(results))
     per_example = statistics.median([80.0 / 400] + [21.0 / 100] * 4)
     assert est(subset) == pytest.approx(per_example * 200)
+
+
+@pytest.mark.parametrize("rule", [True, False], ids=["checks-first", "by-estimate"])
+def test_a_sharded_cells_model_checks_start_before_its_shards_whatever_the_estimates(
+        tmp_path, monkeypatch, rule):
+    """shard_wall's case: AutoAttack on an undefended model is priced ~1,000x too high (every
+    example to Square) and the model checks of a user checkpoint ~50x too low (two FLOPs per
+    parameter), so by the estimates the checks go last and the run ends with shards + checks.
+    They start first instead: the run ends with the longer of the two."""
+    if not rule:
+        monkeypatch.setattr(balance, "INDIVISIBLE_FIRST", frozenset())
+    cells = sharded_cells(tmp_path, "shard_size = 200")
+    kinds = [c.kind for c in cells]
+    assert kinds.count("robustness-shard") == 2 and kinds.count("robustness-checks") == 1
+    assert kinds.index("robustness-checks") < kinds.index("robustness-shard")  # plan order too
+    below = dependants(cells)
+    waited = {k: len(v) for k, v in below.items()}
+    by_id = {c.id: c for c in cells}
+    estimated = {"train": 5.0, "robustness-shard": 6000.0, "robustness-checks": 4.0,
+                 "robustness": estimates.MERGE_SECONDS}
+    true = {"train": 5.0, "robustness-shard": 30.0, "robustness-checks": 70.0, "robustness": 1.0}
+
+    def choose(ready, w, running, pace):
+        def unlocked(cell):
+            return sum(pace.predicted(by_id[i]) for i in {cell.id} | below[cell.id])
+
+        return balance.pick(ready, waited, w, 2, running, pace.predicted, unlocked)
+
+    finish, starts = simulate(cells, 2, choose, lambda c: true[c.kind],
+                              lambda c: estimated[c.kind])
+    labels = [label for _, label in starts]
+    if rule:
+        assert labels[1].endswith("model checks")  # right after the training, beside a shard
+        assert finish == pytest.approx(5.0 + 70.0 + 1.0)
+    else:  # what the estimates alone do: the checks after both shards
+        assert labels[-2].endswith("model checks")
+        assert finish == pytest.approx(5.0 + 30.0 + 70.0 + 1.0)

@@ -282,7 +282,7 @@ def test_validate_lists_the_shards(tmp_path, capsys):
     suite = write_suite(tmp_path, SUITE.format(shard="shards = 3"))
     assert main(["validate", str(suite)]) == 0
     # Two sets of model checks: batch 32 (FGSM, PGD) and batch 8 (AutoAttack).
-    assert "9 robustness-shard, 2 robustness-checks, 3 robustness" in capsys.readouterr().out
+    assert "2 robustness-checks, 9 robustness-shard, 3 robustness" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("kind", ["digits", "mnist", "cifar10", "svhn", "folder", "folder-split"])

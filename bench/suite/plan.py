@@ -124,16 +124,16 @@ def plan_shards(rob: RobustnessConfig, config: RobustnessCellConfig, deps: dict[
     n = example_count(config.dataset, config.split, config.limit)
     ranges = shard_ranges(n, rob.batch_size, shard_size=rob.shard_size, shards=rob.shards)
     roles = {}
+    if config.model_checks:  # first in plan order too: it cannot be split (balance.py says why)
+        checks = config.model_copy(update={"convergence": False})
+        roles[identity.CHECKS_ROLE] = out.add(Cell("robustness-checks", checks, deps,
+                                                   f"{label} model checks"))
     for k, (start, stop) in enumerate(ranges):
         examples = ExampleRange(shard=k, shards=len(ranges), start=start, stop=stop)
         shard = config.model_copy(update={"examples": examples, "model_checks": False,
                                           "convergence": False})
         roles[f"{identity.SHARD_ROLE}{k:05d}"] = out.add(Cell(
             "robustness-shard", shard, deps, f"{label} shard {k + 1}/{len(ranges)}"))
-    if config.model_checks:
-        checks = config.model_copy(update={"convergence": False})
-        roles[identity.CHECKS_ROLE] = out.add(Cell("robustness-checks", checks, deps,
-                                                   f"{label} model checks"))
     return roles
 
 
