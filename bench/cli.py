@@ -7,6 +7,8 @@ succeeded and 1 when some failed; compare and history exit 3 on an internal erro
 from __future__ import annotations
 
 import argparse
+import atexit
+import os
 import sys
 from pathlib import Path
 
@@ -96,6 +98,41 @@ def add_history_parser(sub) -> None:
 # a regression (1) or bad input (2), so it exits INTERNAL_ERROR with one line.
 VERDICT_COMMANDS = {"compare", "history"}
 INTERNAL_ERROR = 3
+
+
+def command() -> None:
+    """`bench` as a program (the console script, `python -m bench`): main(), then out.
+
+    Past main() nothing of bench is left to do, and tearing the interpreter down (freeing
+    every module torch, torchvision and the cells loaded) took ~1 s of `bench run`'s wall
+    time, twice what a bare `import torch, pandas` pays. So the process ends at its last exit
+    handler: registered first, it runs after every other one (the interpreter has joined
+    the threads before any), flushes the standard streams and leaves with main()'s code.
+    main() itself, called in-process (tests, notebooks), ends nothing.
+    """
+    code: list[int] = []
+    atexit.register(_leave_now, code)
+    code.append(main())
+    # Should the exit ever take the normal way: under `python -m`, CPython (3.11 at least)
+    # ends the process with SIGINT at exit, whatever the exit code, if a KeyboardInterrupt
+    # ever ended a string exec or eval, even one bench caught and reported (dataclasses,
+    # pydantic and namedtuple exec strings, and an interrupt can land in one). A string exec
+    # that ends cleanly resets that flag: `bench run` interrupted exits 130, as it says.
+    exec("")
+    raise SystemExit(code[0])
+
+
+def _leave_now(code: list[int]) -> None:
+    if not code:  # main() raised: a traceback, the normal way out
+        return
+    if "logging" in sys.modules:  # its handler registered after this one would run first,
+        sys.modules["logging"].shutdown()  # but one registered earlier would not: flush here
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`bench ... | head`): nothing to flush to
+            pass
+    os._exit(code[0])
 
 
 def main(argv: list[str] | None = None) -> int:
