@@ -91,19 +91,20 @@ def examples_table(blocks: pd.DataFrame) -> pd.DataFrame:
     for rec in blocks.to_dict("records"):
         arrays = {k: unpack_array(rec[k]) for k in ARRAYS}
         n = len(arrays["index"])
-        part = pd.DataFrame({"example": arrays["index"].astype(np.int64),
-                             "position": np.arange(rec["start"], rec["start"] + n),
-                             "label": arrays["label"].astype(np.int64),
-                             "clean_pred": arrays["clean_pred"].astype(np.int64),
-                             "adv_pred": arrays["adv_pred"].astype(np.int64),
-                             "linf": arrays["linf"].astype(np.float64),
-                             "l2": arrays["l2"].astype(np.float64)})
-        part["clean_correct"] = part["clean_pred"] == part["label"]
-        part["adv_correct"] = part["adv_pred"] == part["label"]
-        part["robust"] = part["clean_correct"] & part["adv_correct"]
-        for c in ident:
-            part[c] = rec[c]
-        parts.append(part)
+        label = arrays["label"].astype(np.int64)
+        clean_pred = arrays["clean_pred"].astype(np.int64)
+        adv_pred = arrays["adv_pred"].astype(np.int64)
+        clean_correct, adv_correct = clean_pred == label, adv_pred == label
+        # One constructor per block, the block's settings broadcast (a column set at a time
+        # cost ~30 ms a run of 7 blocks, most of building the tables).
+        parts.append(pd.DataFrame({
+            **{c: [rec[c]] * n for c in ident},
+            "example": arrays["index"].astype(np.int64),
+            "position": np.arange(rec["start"], rec["start"] + n),
+            "label": label, "clean_pred": clean_pred, "adv_pred": adv_pred,
+            "clean_correct": clean_correct, "adv_correct": adv_correct,
+            "robust": clean_correct & adv_correct,
+            "linf": arrays["linf"].astype(np.float64), "l2": arrays["l2"].astype(np.float64)}))
     out = pd.concat(parts, ignore_index=True)
     return out[[*ident, *EXAMPLE_COLUMNS]].sort_values(
         [*[c for c in ("model", "seed", "attack", "epsilon") if c in ident], "position"],
