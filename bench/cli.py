@@ -113,12 +113,9 @@ def command() -> None:
     code: list[int] = []
     atexit.register(_leave_now, code)
     code.append(main())
-    # Should the exit ever take the normal way: under `python -m`, CPython (3.11 at least)
-    # ends the process with SIGINT at exit, whatever the exit code, if a KeyboardInterrupt
-    # ever ended a string exec or eval, even one bench caught and reported (dataclasses,
-    # pydantic and namedtuple exec strings, and an interrupt can land in one). A string exec
-    # that ends cleanly resets that flag: `bench run` interrupted exits 130, as it says.
-    exec("")
+    # _leave_now ends the process inside the interpreter's finalization, before CPython's
+    # own exit could turn a KeyboardInterrupt once caught in a string exec into SIGINT:
+    # `bench run` interrupted exits 130, as it says.
     raise SystemExit(code[0])
 
 
