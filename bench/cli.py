@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench import __version__, defaults
 from bench.errors import UserError, one_line
-from bench.interrupts import sigterm_interrupts
+from bench.interrupts import imports_held_back, sigterm_interrupts
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,7 +133,9 @@ def _leave_now(code: list[int]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    with sigterm_interrupts():  # first: a SIGTERM at any point below exits 130, cleanly
+    # First: a SIGTERM at any point below exits 130, cleanly; an interrupt during an import
+    # comes once the import is done (bench.interrupts.imports_held_back says why).
+    with sigterm_interrupts(), imports_held_back():
         try:
             return _dispatch(argv)
         except KeyboardInterrupt:

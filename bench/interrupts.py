@@ -7,6 +7,7 @@ finished cells journaled, the run marked interrupted, no worker behind, exit 130
 from __future__ import annotations
 
 import importlib
+import importlib._bootstrap
 import signal
 import threading
 from contextlib import contextmanager
@@ -117,3 +118,45 @@ def import_held_back(name: str) -> ModuleType:
     """
     with held_back():
         return importlib.import_module(name)
+
+
+@contextmanager
+def imports_held_back() -> Iterator[None]:
+    """Inside the block, a Ctrl-C or SIGTERM that lands while a module is being imported takes
+    effect once that import is over.
+
+    Module initialisers are not written for an exception that may come at any bytecode, and
+    `bench run` imports for seconds at start-up and lazily later (pandas, pyarrow, scipy,
+    torchvision...). Found by the slow signal tests: numpy.random's initialiser swallows a
+    KeyboardInterrupt (the Ctrl-C is lost and the run goes on to the end), pydantic-core
+    turns one into a SchemaError (a traceback), and torch's C++ set-up aborts the process.
+
+    The hook is importlib's `_find_and_load`, which every import of a module not yet in
+    sys.modules goes through: the import statement, importlib.import_module and from-imports
+    of submodules alike; an import of a loaded module does not reach it and costs nothing
+    more. Only the outermost import holds (the ones inside it are covered), only in the main
+    thread (where handlers run). The previous function comes back after the block.
+    """
+    bootstrap = importlib._bootstrap  # CPython's `_frozen_importlib`: the import statement
+    real = bootstrap._find_and_load  # calls this module's attribute, looked up on each import
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    main, importing = threading.get_ident(), [False]
+
+    def find_and_load(name, import_):
+        if importing[0] or threading.get_ident() != main:
+            return real(name, import_)
+        importing[0] = True
+        try:
+            with held_back():
+                return real(name, import_)
+        finally:
+            importing[0] = False
+
+    bootstrap._find_and_load = find_and_load
+    try:
+        yield
+    finally:
+        if bootstrap._find_and_load is find_and_load:  # unless someone replaced it since
+            bootstrap._find_and_load = real

@@ -22,6 +22,9 @@ raised at each step inside it is delivered, never dropped.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import importlib._bootstrap
 import json
 import os
 import signal
@@ -458,6 +461,72 @@ def test_a_signal_during_an_import_comes_once_the_import_is_done(tmp_path, monke
         signal.signal(signal.SIGINT, previous)
     assert sys.modules["signals_itself"].FINISHED  # the import ran to its end, then the signal
     sys.modules.pop("signals_itself")
+
+
+# A module whose initialiser swallows an interrupt, as numpy.random's did in the slow test
+# (a Ctrl-C 0.2 s into `bench run`, lost: the run went on to its end).
+SWALLOWS = """
+import os, signal
+try:
+    os.kill(os.getpid(), {signum})
+    for _ in range(1000):  # bytecodes, where the handler runs and raises
+        pass
+except BaseException:
+    pass
+FINISHED = True
+"""
+
+IMPORT_WAYS = {  # every way bench or a library imports a module not loaded yet
+    "statement": lambda package: __import__(f"{package}.swallows"),  # `import p.swallows`
+    "from-import": lambda package: __import__(package, fromlist=["swallows"]),
+    "import_module": lambda package: importlib.import_module(f"{package}.swallows"),
+}
+
+
+@pytest.mark.parametrize("held", [True, False], ids=["held", "not-held"])
+@pytest.mark.parametrize("way", IMPORT_WAYS)
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupt_inside_an_initialiser_that_swallows_it_comes_after_the_import(
+        tmp_path, monkeypatch, signum, way, held):
+    """Inside imports_held_back (all of `bench`'s main()), the interrupt is raised once the
+    import is over, whichever way the module is imported. Without it (not-held) the module's
+    initialiser swallows it: the hazard is real, and this test would see a fix undone."""
+    from bench.interrupts import imports_held_back, sigterm_interrupts
+
+    package = f"swallows_{signum}_{way.replace('-', '_')}_{held}"
+    (tmp_path / package).mkdir()
+    (tmp_path / package / "__init__.py").write_text("")
+    (tmp_path / package / "swallows.py").write_text(SWALLOWS.format(signum=int(signum)))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    real = importlib._bootstrap._find_and_load
+    interrupted = False
+    try:
+        with sigterm_interrupts(), imports_held_back() if held else contextlib.nullcontext():
+            try:
+                IMPORT_WAYS[way](package)
+            except KeyboardInterrupt:
+                interrupted = True
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        for name in [m for m in sys.modules if m.startswith(package)]:
+            del sys.modules[name]
+    assert interrupted == held
+    assert importlib._bootstrap._find_and_load is real  # put back after the block
+    assert signal.getsignal(signal.SIGINT) is previous
+
+
+def test_bench_main_holds_interrupts_back_during_imports(monkeypatch):
+    """The wiring: bench's main() runs its command with imports_held_back on."""
+    import bench.cli
+
+    seen = []
+    monkeypatch.setattr(bench.cli, "_dispatch",
+                        lambda argv: seen.append(importlib._bootstrap._find_and_load) or 0)
+    real = importlib._bootstrap._find_and_load
+    assert bench.cli.main(["validate", "x.toml"]) == 0
+    assert seen and seen[0] is not real and seen[0].__module__ == "bench.interrupts"
+    assert importlib._bootstrap._find_and_load is real
 
 
 # `python -m` this package: bench's __main__, with an interrupt ending a string exec (as one
