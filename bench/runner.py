@@ -80,7 +80,7 @@ def run_suite(suite_path: str | Path | LoadedSuite, *,
 def _run_locked(loaded: LoadedSuite, cells: list[Cell], store: RunStore, runner, executor_name: str,
                 env: RunEnv, report: bool) -> RunOutcome:
     planned = {c.id: c for c in cells}
-    manifest, bar, status = None, None, "interrupted"
+    manifest, bar, status, tables = None, None, "interrupted", None
     # From the first line on, an interrupt (Ctrl-C, SIGTERM) leaves a manifest that says so
     # once this session has one, however early it lands.
     with sigterm_interrupts():
@@ -101,11 +101,11 @@ def _run_locked(loaded: LoadedSuite, cells: list[Cell], store: RunStore, runner,
             if bar is not None:
                 bar.close()
             if manifest is not None:
-                n_ok, n_failed, status = _finish(store, manifest, planned, status)
+                n_ok, n_failed, status, tables = _finish(store, manifest, planned, status)
     if report:
         from bench.report import write_report
 
-        write_report(store.dir)
+        write_report(store.dir, tables=tables)  # the tables just written, not read back
     return RunOutcome(store.dir, n_ok, n_failed, status)
 
 
@@ -123,8 +123,9 @@ def _journal(store: RunStore, manifest: dict):
 
 
 def _finish(store: RunStore, manifest: dict, planned: dict[str, Cell],
-            status: str | None) -> tuple[int, int, str]:
-    """Tables from the journal, and the manifest's final status and counts."""
+            status: str | None) -> tuple[int, int, str, dict]:
+    """Tables from the journal (written, and returned), the manifest's final status and
+    counts."""
     journal = store.read_cells()
     # In plan order (the suite's order), not the journal's (file names, by id).
     finished = {i: journal[i] for i in planned if i in journal}
@@ -144,7 +145,7 @@ def _finish(store: RunStore, manifest: dict, planned: dict[str, Cell],
                     checkpoint_notes=checkpoint_notes(tables))
     manifest["sessions"][-1].update(status=status, finished_utc=manifest["finished_utc"])
     store.write_manifest(manifest)
-    return n_ok, n_failed, status
+    return n_ok, n_failed, status, tables
 
 
 def choose_run_dir(suite_dir: Path, loaded: LoadedSuite, run_id: str | None, resume: bool,

@@ -71,6 +71,19 @@ def test_tiny_suite_writes_tables_manifest_report_and_plot(tiny_run, tmp_path):
     assert rob2["robust_acc"].tolist() == rob["robust_acc"].tolist()
 
 
+def test_the_report_a_run_writes_equals_bench_report_of_its_folder(tiny_run, tmp_path):
+    """`bench run` reports from the tables it has just written, not read back: the report
+    must be byte for byte the one `bench report` makes from the folder on disk."""
+    run = only_run(copy_results(tiny_run, tmp_path / "results"))
+    written = {p.relative_to(run): p.read_bytes()
+               for p in [run / "report.md", run / "report.html", *(run / "plots").iterdir()]}
+    assert len(written) >= 3  # the report, the page, at least one figure
+    for path in written:
+        (run / path).unlink()
+    assert main(["report", str(run)]) == 0
+    assert {path: (run / path).read_bytes() for path in written} == written
+
+
 def test_resume_skips_finished_cells(tiny_run, tmp_path):
     results = copy_results(tiny_run, tmp_path / "results")  # a finished run of TINY
     suite = tmp_path / "tiny.toml"

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from bench.report.blocks import Section
 from bench.store.migrate import RunView, open_run
 
@@ -29,13 +31,15 @@ def build_sections(run: RunView, baseline: Path | None = None) -> list[Section]:
     return sections
 
 
-def write_report(run_dir: str | Path, baseline: str | Path | None = None) -> list[Path]:
-    """Write report.md (+ plots/) and report.html into the run folder; return their paths."""
+def write_report(run_dir: str | Path, baseline: str | Path | None = None,
+                 tables: dict[str, pd.DataFrame] | None = None) -> list[Path]:
+    """Write report.md (+ plots/) and report.html into the run folder; return their paths.
+    `tables`: the run's tables as just written (see open_run), to save reading them back."""
     from bench.report.html import write_html
     from bench.report.markdown import write_markdown
 
     run_dir = Path(run_dir)
-    run = open_run(run_dir)  # a clear error if this is not a run folder
+    run = open_run(run_dir, tables)  # a clear error if this is not a run folder
     sections = build_sections(run, Path(baseline) if baseline else None)
     title = report_title(run)
     return [write_markdown(run_dir, title, sections), write_html(run_dir, title, sections)]

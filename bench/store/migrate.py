@@ -89,15 +89,20 @@ class RunView:
         return self.recorded_version != S.SCHEMA_VERSION
 
 
-def open_run(run_dir: str | Path) -> RunView:
+def open_run(run_dir: str | Path, tables: dict[str, pd.DataFrame] | None = None) -> RunView:
+    """The run in `run_dir`, its tables migrated to the current schema. `tables`: the run's
+    tables as just written (the runner's, which reports the run it finished), not read back."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such run folder")
     store = RunStore(run_dir)
     manifest = store.read_manifest()
     version = schema_version(manifest, run_dir)
-    tables = {name: store.read_table(name) for name in store.table_names()}
-    tables = migrate_tables(tables, version)
+    if tables is None:
+        tables = {name: store.read_table(name) for name in store.table_names()}
+        tables = migrate_tables(tables, version)
+    elif version != S.SCHEMA_VERSION:
+        raise ValueError(f"{run_dir}: tables in memory are the current schema, the run v{version}")
     cells = tables.get(S.CELLS)
     if cells is not None and not cells.empty and S.CELL_ID not in cells.columns:
         raise UserError(f"{run_dir}: incompatible results: the {S.CELLS} table has no "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report.blocks import Figure, Section, Table, Text, Warning_, figure_png, pyplot
+from bench.report.blocks import Figure, Section, Table, Text, Warning_, figure_png, subplots
 from bench.store import schema as S
 
 FINAL_COLUMNS = ["gan", "arch", "dataset", "step", "n_seeds", "fid_mean", "fid_std", "fid_ci_low",
@@ -76,7 +76,7 @@ def failure_notes(rows: pd.DataFrame) -> list[str]:
 
 def fid_over_steps_png(agg: pd.DataFrame, rows: pd.DataFrame) -> bytes:
     datasets = sorted(set(agg.get("dataset", [])) | set(rows.get("dataset", [])))
-    fig, axes = pyplot().subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
+    fig, axes = subplots(1, len(datasets), figsize=(6 * len(datasets), 4))
     gans = sorted(set(agg.get("gan", [])) | set(rows.get("gan", [])))
     colour = {gan: f"C{i}" for i, gan in enumerate(gans)}
     for ax, dataset in zip(axes[0], datasets):
@@ -126,8 +126,7 @@ def side_by_side_png(panels: list[tuple[str, bytes]]) -> bytes:
     """PNG grids next to each other, each titled, enlarged without smoothing (crisp pixels)."""
     from PIL import Image
 
-    fig, axes = pyplot().subplots(1, len(panels), figsize=(PANEL_INCHES * len(panels), PANEL_INCHES + 0.4),
-                             squeeze=False)
+    fig, axes = subplots(1, len(panels), figsize=(PANEL_INCHES * len(panels), PANEL_INCHES + 0.4))
     for ax, (title, png) in zip(axes[0], panels):
         image = Image.open(io.BytesIO(png)).convert("L")
         ax.imshow(image, cmap="gray", vmin=0, vmax=255, interpolation="nearest")

@@ -13,7 +13,7 @@ import pandas as pd
 from bench import defaults
 from bench.metrics.robustness import format_setting, is_unset
 from bench.metrics.worst_case import WORST_CASE
-from bench.report.blocks import Figure, Section, Table, Text, figure_png, pyplot
+from bench.report.blocks import Figure, Section, Table, Text, figure_png, subplots
 from bench.store import schema as S
 from bench.suite.attack_options import DEFAULT_IMPLEMENTATION, SETTING_KEYS
 
@@ -121,7 +121,7 @@ def _disambiguate(lines: list[Line]) -> None:
 def accuracy_vs_epsilon_png(agg: pd.DataFrame) -> bytes:
     lines = plot_lines(agg)
     panels = sorted({line.panel for line in lines}, key=str)
-    fig, axes = pyplot().subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
+    fig, axes = subplots(1, len(panels), figsize=(6 * len(panels), 4.5))
     colors = {m: f"C{i}" for i, m in enumerate(sorted({line.model for line in lines}))}
     for ax, panel in zip(axes[0], panels):
         seen: dict[str, int] = {}

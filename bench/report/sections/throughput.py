@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from bench.report.blocks import Figure, Section, Table, Text, figure_png, pyplot
+from bench.report.blocks import Figure, Section, Table, Text, figure_png, subplots
 from bench.store import schema as S
 
 PANEL_KEYS = ["workload", "target"]
@@ -70,9 +70,9 @@ def images_per_s_png(df: pd.DataFrame) -> bytes:
     nrows = math.ceil(len(panels) / ncols)
     heights = [len(g) for _, g in panels]
     height = 0.9 + (0.32 * max(heights) + 0.8) * nrows
-    from matplotlib import ticker  # with pyplot, at the first figure
+    from matplotlib import ticker  # with matplotlib, at the first figure
 
-    fig, axes = pyplot().subplots(nrows, ncols, figsize=(5.2 * ncols, height), squeeze=False)
+    fig, axes = subplots(nrows, ncols, figsize=(5.2 * ncols, height))
     for ax, ((workload, target), g) in zip(axes.flat, panels):
         g = g.sort_values(CONFIG_KEYS)
         labels = [config_label(r, with_seed) for r in g.to_dict("records")]
