@@ -23,6 +23,13 @@ The figures are read on two clocks, wall time and the CPU time of the command's 
 (user + system), which a loaded machine disturbs far less; and bench's own share is also
 measured in CPU seconds inside the `bench run` process itself (PROBE: its CPU time after
 `import torch, pandas`, less the cell's), where waiting for a CPU counts for nothing.
+
+Bytecode: the commands run with Python's default, compiled modules cached in __pycache__
+(the warm-up round writes bench's; pip wrote torch's and pandas' at install), so bench and the
+floor it is measured against are on the same footing. An environment with
+PYTHONDONTWRITEBYTECODE set (some CI images and sandboxes) would compile bench's modules
+from source in every command and never torch's: `--keep-env` measures that case (delete
+bench's __pycache__ folders first, or the caches already there are read).
 """
 
 from __future__ import annotations
@@ -143,10 +150,18 @@ def print_times(title: str, times: dict[str, list[float]], rounds: int) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--keep-env", action="store_true",
+                        help="keep PYTHONDONTWRITEBYTECODE as this environment sets it")
     args = parser.parse_args(argv)
+    if not args.keep_env:
+        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # the commands inherit os.environ
     print("bench command times, process start to exit")
     for line in machine_lines():
         print(line)
+    cached = "PYTHONDONTWRITEBYTECODE" not in os.environ
+    print(f"bytecode: {'cached (Python default)' if cached else 'PYTHONDONTWRITEBYTECODE set'}; "
+          f"bench's own caches before the warm-up: "
+          f"{'yes' if any(ROOT.glob('bench/**/__pycache__/*.pyc')) else 'none'}")
     with tempfile.TemporaryDirectory(prefix="bench-cmd-") as tmp:
         work = Path(tmp)
         write_job(work, IMAGES)
