@@ -39,7 +39,8 @@ INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
 
 
 class _HeldBack:
-    """The handler of Ctrl-C and SIGTERM inside `held_back`: records the first, raises nothing.
+    """The handler of Ctrl-C and SIGTERM inside `held_back`: records the first, raises nothing;
+    a second one while the first waits acts at once (the user insists: an import that hangs).
 
     Outside the block (`holding` off) it passes a signal on to the handler that was there
     before, so a signal that lands while the block puts the old handlers back is never lost.
@@ -49,10 +50,21 @@ class _HeldBack:
         self.previous, self.pending, self.holding = previous, None, True
 
     def __call__(self, signum, frame) -> None:
-        if self.holding:
-            self.pending = self.pending or (signum, frame)
-        else:
+        if not self.holding:
             pass_on(self.previous[signum], signum, frame)
+        elif self.pending is None:
+            self.pending = (signum, frame)
+        else:
+            self.insist(signum, frame)
+
+    def insist(self, signum, frame) -> None:
+        """Act now, through every held_back block this one is nested in (their pending
+        signal is this one: it is not raised again at their end)."""
+        handler = self
+        while isinstance(handler, _HeldBack):
+            handler.pending = None
+            handler = handler.previous[signum]
+        pass_on(handler, signum, frame)
 
 
 def pass_on(handler, signum: int, frame) -> None:
@@ -66,7 +78,8 @@ def pass_on(handler, signum: int, frame) -> None:
 
 @contextmanager
 def held_back() -> Iterator[None]:
-    """Ctrl-C and SIGTERM that land inside the block take effect at its end, never lost.
+    """Ctrl-C and SIGTERM that land inside the block take effect at its end, never lost; a
+    second one before the end takes effect at once.
 
     For code that must not be cut in half, such as starting a worker process and recording
     it (a process started but not recorded could not be stopped). The old handlers stay
@@ -135,7 +148,8 @@ def imports_held_back() -> Iterator[None]:
     sys.modules goes through: the import statement, importlib.import_module and from-imports
     of submodules alike; an import of a loaded module does not reach it and costs nothing
     more. Only the outermost import holds (the ones inside it are covered), only in the main
-    thread (where handlers run). The previous function comes back after the block.
+    thread (where handlers run). A second Ctrl-C during the same import interrupts it at once
+    (an import that hangs stays stoppable). The previous function comes back after the block.
     """
     bootstrap = importlib._bootstrap  # CPython's `_frozen_importlib`: the import statement
     real = bootstrap._find_and_load  # calls this module's attribute, looked up on each import

@@ -516,6 +516,40 @@ def test_an_interrupt_inside_an_initialiser_that_swallows_it_comes_after_the_imp
     assert signal.getsignal(signal.SIGINT) is previous
 
 
+INSISTS = """
+import os, signal
+os.kill(os.getpid(), {signum})  # held until the import is over...
+for _ in range(1000):
+    pass
+os.kill(os.getpid(), {signum})  # ...unless a second one comes first: it acts here
+for _ in range(1000):
+    pass
+FINISHED = True
+"""
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["held", "held-inside-held"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_second_interrupt_during_a_held_import_acts_at_once(tmp_path, monkeypatch, signum,
+                                                              nested):
+    """Holding back must not make an import that hangs unstoppable: the second signal
+    interrupts the import where it is, also from inside nested holds (bench's registry
+    imports a suite's modules with import_held_back, inside main()'s imports_held_back)."""
+    from bench.interrupts import import_held_back, imports_held_back, sigterm_interrupts
+
+    name = f"insists_{int(signum)}_{nested}"
+    (tmp_path / f"{name}.py").write_text(INSISTS.format(signum=int(signum)))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with sigterm_interrupts(), imports_held_back(), pytest.raises(KeyboardInterrupt):
+            import_held_back(name) if nested else importlib.import_module(name)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert name not in sys.modules  # it stopped inside the import, before FINISHED
+
+
 def test_bench_main_holds_interrupts_back_during_imports(monkeypatch):
     """The wiring: bench's main() runs its command with imports_held_back on."""
     import bench.cli
