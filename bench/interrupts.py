@@ -100,7 +100,10 @@ def held_back() -> Iterator[None]:
         yield
     finally:
         held.holding = False  # from here on, a signal goes straight to its old handler
-        _put_back(held.previous)
+        # Put back only what is still ours: a handler the block installed (a module set its
+        # own on import, say) stays.
+        _put_back({signum: handler for signum, handler in held.previous.items()
+                   if signal.getsignal(signum) is held})
         if held.pending is not None:
             signum, frame = held.pending
             pass_on(held.previous[signum], signum, frame)

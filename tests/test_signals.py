@@ -550,6 +550,27 @@ def test_a_second_interrupt_during_a_held_import_acts_at_once(tmp_path, monkeypa
     assert name not in sys.modules  # it stopped inside the import, before FINISHED
 
 
+def test_a_handler_a_module_installs_while_imported_held_stays(tmp_path, monkeypatch):
+    """Holding back swaps the handlers for the import; putting them back must not undo a
+    handler the imported module installed for itself."""
+    from bench.interrupts import imports_held_back
+
+    (tmp_path / "installs_a_handler.py").write_text(
+        "import signal\n"
+        "def on_term(signum, frame):\n"
+        "    pass\n"
+        "signal.signal(signal.SIGTERM, on_term)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        with imports_held_back():
+            import installs_a_handler
+        assert signal.getsignal(signal.SIGTERM) is installs_a_handler.on_term
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        sys.modules.pop("installs_a_handler", None)
+
+
 def test_bench_main_holds_interrupts_back_during_imports(monkeypatch):
     """The wiring: bench's main() runs its command with imports_held_back on."""
     import bench.cli
