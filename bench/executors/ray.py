@@ -18,7 +18,8 @@ pending, then submitted one at a time.
 Faults: a task whose worker process dies is retried by Ray (`max_retries`); a cell that
 still fails is recorded as failed with its reason, and its dependants as dependency
 failures; the rest of the suite goes on. Ctrl-C (or SIGTERM) cancels the tasks in flight
-and, if this executor started Ray, shuts it down.
+(a task that does not stop within CANCEL_GRACE_SECONDS has its worker killed) and, if this
+executor started Ray, shuts it down.
 
 Ray is an optional extra, imported only when this executor is used.
 """
@@ -345,7 +346,12 @@ class _Run:
         for ref in refs:
             self.ray.cancel(ref, force=False)
         if refs:  # let cancelled cells unwind (atomic writes clean up their temp files)
-            self.ray.wait(refs, num_returns=len(refs), timeout=CANCEL_GRACE_SECONDS)
+            _, stuck = self.ray.wait(refs, num_returns=len(refs), timeout=CANCEL_GRACE_SECONDS)
+            # A task still running after the grace period did not take its KeyboardInterrupt
+            # (code that swallows one: a module initialiser, say): its worker process is
+            # killed, as the local executor's SIGKILL after its grace period.
+            for ref in stuck:
+                self.ray.cancel(ref, force=True)
         self.pending.clear()
 
 
