@@ -30,7 +30,9 @@ class Holds(torch.nn.Module):
         self.fc = torch.nn.Linear(64, 10)
 
     def forward(self, x):
-        (HERE / "holding").write_text(str(os.getpid()))
+        # Written whole, then renamed: a test that sees `holding` reads the pid in it.
+        (HERE / f"holding.{os.getpid()}").write_text(str(os.getpid()))
+        os.replace(HERE / f"holding.{os.getpid()}", HERE / "holding")
         while not (HERE / "release").exists():  # an event, not a time: the test creates it
             time.sleep(0.01)
         return self.fc(x.flatten(1))
