@@ -159,17 +159,18 @@ def imports_held_back() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    main, importing = threading.get_ident(), [False]
+    main, importing = threading.get_ident(), False
 
     def find_and_load(name, import_):
-        if importing[0] or threading.get_ident() != main:
+        nonlocal importing
+        if importing or threading.get_ident() != main:
             return real(name, import_)
-        importing[0] = True
+        importing = True
         try:
             with held_back():
                 return real(name, import_)
         finally:
-            importing[0] = False
+            importing = False
 
     bootstrap._find_and_load = find_and_load
     try:
