@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bench import __version__, defaults
 from bench.errors import UserError, one_line
+from bench.gc_freeze import imports_frozen
 from bench.interrupts import imports_held_back, sigterm_interrupts
 
 
@@ -108,11 +109,13 @@ def command() -> None:
     time, twice what a bare `import torch, pandas` pays. So the process ends at its last exit
     handler: registered first, it runs after every other one (the interpreter has joined
     the threads before any), flushes the standard streams and leaves with main()'s code.
-    main() itself, called in-process (tests, notebooks), ends nothing.
+    main() itself, called in-process (tests, notebooks), ends nothing, and leaves the garbage
+    collector alone: here each import's objects are frozen out of it (bench.gc_freeze).
     """
     code: list[int] = []
     atexit.register(_leave_now, code)
-    code.append(main())
+    with imports_frozen():
+        code.append(main())
     # _leave_now ends the process inside the interpreter's finalization, before CPython's
     # own exit could turn a KeyboardInterrupt once caught in a string exec into SIGINT:
     # `bench run` interrupted exits 130, as it says.
