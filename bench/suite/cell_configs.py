@@ -41,7 +41,7 @@ from bench.suite.schema import (
 
 
 class CellConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     # Fields left out of the JSON form when they are None (added after ids were first
     # published: omitting them keeps the ids of cells that do not use them).
     OMIT_IF_NONE: ClassVar[frozenset[str]] = frozenset()

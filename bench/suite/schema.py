@@ -53,7 +53,8 @@ TORCHVISION_KINDS = ("mnist", "fashion-mnist", "cifar10", "svhn")
 class Strict(BaseModel):
     # strict: no bool-as-number or "1.0"-as-number coercion; allow_inf_nan=False: TOML's
     # inf/nan (and 1e309) are never a meaningful setting here.
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False,
+                              defer_build=True)
 
 
 class SuiteMeta(Strict):
