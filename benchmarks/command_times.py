@@ -1,6 +1,6 @@
 """How long bench's commands take before (and after) any work: process start to exit.
 
-    python benchmarks/command_times.py [--rounds 7]
+    python benchmarks/command_times.py [--rounds 7] [--against CHECKOUT]
 
 Contenders, each a fresh process, alternating round by round:
   python         `python -c pass`: the interpreter alone, the floor of every command
@@ -23,6 +23,11 @@ The figures are read on two clocks, wall time and the CPU time of the command's 
 (user + system), which a loaded machine disturbs far less; and bench's own share is also
 measured in CPU seconds inside the `bench run` process itself (PROBE: its CPU time after
 `import torch, pandas`, less the cell's), where waiting for a CPU counts for nothing.
+
+A before/after comparison is only as good as the machine is steady between the two, and a
+shared VM's speed drifts by tens of percent within an hour: `--against CHECKOUT` runs another
+checkout's validate and run commands in the same rounds (tagged @against) and gives the
+differences round by round.
 
 Bytecode: the commands run with Python's default, compiled modules cached in __pycache__
 (the warm-up round writes bench's; pip wrote torch's and pandas' at install), so bench and the
@@ -52,6 +57,7 @@ from benchmarks.run_e2e import run, write_job  # noqa: E402
 
 TARGETS = {"help": 0.5, "validate": 0.5, "run own share": 0.6, "run --no-report own share": 0.6}
 IMAGES = 2_000
+AGAINST = " @against"  # the tag of the --against checkout's contenders
 
 
 # Bench's own CPU share, measured inside one `bench run` process: its CPU time after
@@ -63,7 +69,7 @@ T = time.process_time
 import torch, pandas
 start = T()
 import bench.executors.execute as ex
-from bench.cli import main
+from bench import cli
 cell, real = [0.0], ex._execute
 def timed(*args, **kwargs):
     begin = T()
@@ -72,52 +78,66 @@ def timed(*args, **kwargs):
     finally:
         cell[0] += T() - begin
 ex._execute = timed
-code = main(["run", sys.argv[1], "--results-dir", sys.argv[2], "--no-progress", *sys.argv[3:]])
-print(json.dumps({"own": T() - start - cell[0], "cell": cell[0], "code": code}))
+real_main = cli.main
+def main():  # through cli.command(), as `bench run` goes, up to its exit
+    code = real_main(["run", sys.argv[1], "--results-dir", sys.argv[2], "--no-progress",
+                      *sys.argv[3:]])
+    print(json.dumps({"own": T() - start - cell[0], "cell": cell[0], "code": code}))
+    return code
+cli.main = main
+cli.command()
 """
 
 
 def commands(work: Path, cell_seconds: dict[str, list[float]],
-             own_cpu: dict[str, list[float]]) -> dict:
+             own_cpu: dict[str, list[float]], against: Path | None = None) -> dict:
     counter = [0]
 
-    def bench_run(name: str, *extra: str):
+    def bench_run(name: str, root: Path, *extra: str):
         def call():
             counter[0] += 1
             results = work / "results" / f"r{counter[0]}"
             run([sys.executable, "-m", "bench", "run", str(work / "suite.toml"), "--results-dir",
-                 str(results), "--no-progress", *extra])
+                 str(results), "--no-progress", *extra], root)
             entries = [json.loads(p.read_text()) for p in results.rglob("cells/*.json")]
             assert len(entries) == 1 and entries[0]["status"] == "ok", entries
             cell_seconds.setdefault(name, []).append(entries[0]["seconds"])
         return call
 
-    def probe(name: str, *extra: str):
+    def probe(name: str, root: Path, *extra: str):
         def call():
             counter[0] += 1
-            env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+            env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
             out = subprocess.run([sys.executable, "-c", PROBE, str(work / "suite.toml"),
                                   str(work / "results" / f"r{counter[0]}"), *extra],
-                                 cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+                                 cwd=root, env=env, capture_output=True, text=True, check=True)
             result = json.loads(out.stdout.strip().splitlines()[-1])
             assert result["code"] == 0, out.stderr[-2000:]
             own_cpu.setdefault(name, []).append(result["own"])
         return call
 
-    return {
+    def bench_commands(root: Path, tag: str = "") -> dict:
+        validate = [sys.executable, "-m", "bench", "validate",
+                    str(ROOT / "suites" / "quickstart.toml")]
+        return {
+            f"validate{tag}": lambda: run(validate, root),
+            f"run{tag}": bench_run(f"run{tag}", root),
+            f"run --no-report{tag}": bench_run(f"run --no-report{tag}", root, "--no-report"),
+            f"probe{tag}": probe(f"run own share{tag}", root),
+            f"probe --no-report{tag}": probe(f"run --no-report own share{tag}", root,
+                                             "--no-report"),
+        }
+
+    floors = {
         "python": lambda: run([sys.executable, "-c", "pass"]),
         "help": lambda: run([sys.executable, "-m", "bench", "--help"]),
-        "validate": lambda: run([sys.executable, "-m", "bench", "validate",
-                                 str(ROOT / "suites" / "quickstart.toml")]),
         "torch": lambda: run([sys.executable, "-c", "import torch"]),
         "torch, pandas": lambda: run([sys.executable, "-c", "import torch, pandas"]),
         "torch, pandas, no teardown": lambda: run(
             [sys.executable, "-c", "import os, torch, pandas; os._exit(0)"]),
-        "run": bench_run("run"),
-        "run --no-report": bench_run("run --no-report", "--no-report"),
-        "probe": probe("run own share"),
-        "probe --no-report": probe("run --no-report own share", "--no-report"),
     }
+    return {**floors, **bench_commands(ROOT),
+            **(bench_commands(against, AGAINST) if against is not None else {})}
 
 
 def children_cpu() -> float:
@@ -138,6 +158,13 @@ def derived(times: dict[str, list[float]], cells: dict[str, list[float]]) -> Non
                                   times["torch, pandas, no teardown"])]
 
 
+def differences(times: dict[str, list[float]]) -> dict[str, list[float]]:
+    """This checkout less the --against one, round by round (both ran in the same round)."""
+    return {f"{name} − @against": [a - b for a, b in zip(times[name], values)]
+            for other, values in times.items() if AGAINST in other
+            for name in [other.replace(AGAINST, "")] if name in times}
+
+
 def print_times(title: str, times: dict[str, list[float]], rounds: int) -> None:
     print(f"\n{title} (median [IQR], n={rounds}); load after: {fmt_load()}")
     for name, ts in times.items():
@@ -150,6 +177,10 @@ def print_times(title: str, times: dict[str, list[float]], rounds: int) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--against", type=Path, metavar="CHECKOUT",
+                        help="another checkout of bench (for example `git worktree add "
+                             "/tmp/base main`): its validate and run commands run in the same "
+                             "rounds, and the differences are given round by round")
     parser.add_argument("--keep-env", action="store_true",
                         help="keep PYTHONDONTWRITEBYTECODE as this environment sets it")
     args = parser.parse_args(argv)
@@ -167,17 +198,26 @@ def main(argv=None) -> int:
         write_job(work, IMAGES)
         cell_seconds: dict[str, list[float]] = {}
         own_cpu: dict[str, list[float]] = {}
-        clocks = alternate_clocks(commands(work, cell_seconds, own_cpu), rounds=args.rounds,
+        contenders = commands(work, cell_seconds, own_cpu,
+                              args.against.resolve() if args.against else None)
+        clocks = alternate_clocks(contenders, rounds=args.rounds,
                                   warmup=1, clocks={"wall": time.perf_counter, "cpu": children_cpu})
     cells = {name: cell[1:] for name, cell in cell_seconds.items()}  # the warm-up is not timed
     derived(clocks["wall"], cells)
-    for name in ("probe", "probe --no-report"):
+    for name in [n for n in clocks["wall"] if n.startswith("probe")]:
         del clocks["wall"][name], clocks["cpu"][name]
     print_times("seconds, wall", clocks["wall"], args.rounds)
     print_times("seconds, CPU (user + system) of the command's processes", clocks["cpu"],
                 args.rounds)
+    own = {name: values[1:] for name, values in own_cpu.items()}
     print_times("bench's own share in CPU seconds, measured in the `bench run` process",
-                {name: values[1:] for name, values in own_cpu.items()}, args.rounds)
+                own, args.rounds)
+    if args.against:
+        print(f"\n@against: {args.against.resolve()}")
+        print_times("this checkout less @against, same round (wall seconds)",
+                    differences(clocks["wall"]), args.rounds)
+        print_times("this checkout less @against, same round (own share in CPU seconds)",
+                    differences(own), args.rounds)
     q1, med, q3 = quartiles(cells["run"])
     print(f"  {'(the cell, wall)':<28s} {med:6.2f} [{q1:.2f}, {q3:.2f}]")
     return 0

@@ -136,9 +136,10 @@ def commands(work: Path) -> dict[str, Callable[[], None]]:
             "import": lambda: run([sys.executable, "-c", "import torch"])}
 
 
-def run(cmd: list[str]) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+def run(cmd: list[str], root: Path = ROOT) -> None:
+    """`cmd` with the bench of the checkout at `root` (this one by default)."""
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
 
