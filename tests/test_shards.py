@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.cells import CellResult, RunEnv
+from bench.cells import RunEnv
 from bench.cells.robustness import summary_records
 from bench.cli import main
 from bench.data import load_dataset

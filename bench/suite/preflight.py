@@ -12,8 +12,8 @@ from pathlib import Path
 from bench.data.files import check_dataset_files
 from bench.errors import SuiteError, UserError
 from bench.registry import check_target
-from bench.suite.load import LoadedSuite
 from bench.suite.checkpoints import expand_checkpoints, resolve_path
+from bench.suite.load import LoadedSuite
 from bench.suite.plan import Cell, zoo_checkpoint
 from bench.suite.reference_checks import zoo_entry
 from bench.suite.tomlfile import find_line, key_path
