@@ -11,10 +11,11 @@ that collections skip; refcounting still frees them, only cycles among them stay
 from __future__ import annotations
 
 import gc
-import importlib
 import threading
 from contextlib import contextmanager
 from typing import Iterator
+
+from bench.import_hook import find_and_load_wrapped
 
 
 @contextmanager
@@ -28,29 +29,25 @@ def imports_frozen() -> Iterator[None]:
     generation: a bounded, one-off cost, as imports come once, mostly at start-up.
 
     For a process that ends with its command (`bench.cli.command`), not for code called
-    in-process: a notebook's garbage is not ours to freeze. The hook is importlib's
-    `_find_and_load`, as in `bench.interrupts.imports_held_back`, and comes off after the block.
+    in-process: a notebook's garbage is not ours to freeze. The hook (bench.import_hook) comes
+    off after the block.
     """
-    bootstrap = importlib._bootstrap
-    real = bootstrap._find_and_load
     main, depth = threading.main_thread().ident, 0
 
-    def find_and_load(name, import_):
-        nonlocal depth
-        if threading.get_ident() != main:
-            return real(name, import_)
-        depth += 1
-        try:
-            return real(name, import_)
-        finally:
-            depth -= 1
-            if depth == 0:
-                gc.collect(1)
-                gc.freeze()
+    def wrap(real):
+        def find_and_load(name, import_):
+            nonlocal depth
+            if threading.get_ident() != main:
+                return real(name, import_)
+            depth += 1
+            try:
+                return real(name, import_)
+            finally:
+                depth -= 1
+                if depth == 0:
+                    gc.collect(1)
+                    gc.freeze()
+        return find_and_load
 
-    bootstrap._find_and_load = find_and_load
-    try:
+    with find_and_load_wrapped(wrap):
         yield
-    finally:
-        if bootstrap._find_and_load is find_and_load:  # unless someone replaced it since
-            bootstrap._find_and_load = real

@@ -7,12 +7,13 @@ finished cells journaled, the run marked interrupted, no worker behind, exit 130
 from __future__ import annotations
 
 import importlib
-import importlib._bootstrap
 import signal
 import threading
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Iterator
+
+from bench.import_hook import find_and_load_wrapped
 
 
 def raise_interrupt(signum, frame) -> None:
@@ -147,34 +148,29 @@ def imports_held_back() -> Iterator[None]:
     KeyboardInterrupt (the Ctrl-C is lost and the run goes on to the end), pydantic-core
     turns one into a SchemaError (a traceback), and torch's C++ set-up aborts the process.
 
-    The hook is importlib's `_find_and_load`, which every import of a module not yet in
-    sys.modules goes through: the import statement, importlib.import_module and from-imports
-    of submodules alike; an import of a loaded module does not reach it and costs nothing
-    more. Only the outermost import holds (the ones inside it are covered), only in the main
-    thread (where handlers run). A second Ctrl-C during the same import interrupts it at once
-    (an import that hangs stays stoppable). The previous function comes back after the block.
+    The hook is importlib's `_find_and_load` (bench.import_hook), which only imports of
+    modules not yet loaded reach. Only the outermost import holds (the ones inside it are
+    covered), only in the main thread (where handlers run). A second Ctrl-C during the same
+    import interrupts it at once (an import that hangs stays stoppable). The previous function
+    comes back after the block.
     """
-    bootstrap = importlib._bootstrap  # CPython's `_frozen_importlib`: the import statement
-    real = bootstrap._find_and_load  # calls this module's attribute, looked up on each import
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     main, importing = threading.get_ident(), False
 
-    def find_and_load(name, import_):
-        nonlocal importing
-        if importing or threading.get_ident() != main:
-            return real(name, import_)
-        importing = True
-        try:
-            with held_back():
+    def wrap(real):
+        def find_and_load(name, import_):
+            nonlocal importing
+            if importing or threading.get_ident() != main:
                 return real(name, import_)
-        finally:
-            importing = False
+            importing = True
+            try:
+                with held_back():
+                    return real(name, import_)
+            finally:
+                importing = False
+        return find_and_load
 
-    bootstrap._find_and_load = find_and_load
-    try:
+    with find_and_load_wrapped(wrap):
         yield
-    finally:
-        if bootstrap._find_and_load is find_and_load:  # unless someone replaced it since
-            bootstrap._find_and_load = real

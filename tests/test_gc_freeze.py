@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from bench.gc_freeze import imports_frozen
+from bench.interrupts import imports_held_back
 from tests.helpers.suites import tiny_digits_suite, write_suite
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,6 +122,14 @@ def test_the_hook_comes_off_after_the_block(modules):
     assert importlib._bootstrap._find_and_load is real
     importlib.import_module(modules())
     assert gc.get_freeze_count() == 0
+
+
+def test_inside_imports_held_back_as_in_command_both_hooks_act_and_come_off(modules):
+    real = importlib._bootstrap._find_and_load
+    with imports_frozen(), imports_held_back():
+        module = importlib.import_module(modules())
+    assert not tracked(module.KEPT) and module.GARBAGE() is None
+    assert importlib._bootstrap._find_and_load is real
 
 
 PROGRAM = """
