@@ -24,6 +24,33 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
     assert os.listdir(tmp_path) == ["x.json"]  # no temp file left behind
 
 
+def test_an_interrupt_right_after_the_temp_file_exists_leaves_nothing(tmp_path, monkeypatch):
+    """A Ctrl-C whose handler runs just after the temp file is created, before its name is
+    handed back (the window tempfile.mkstemp had): the file goes all the same."""
+    from bench.store import atomic
+
+    path = tmp_path / "x.json"
+    atomic_write_text(path, "old")
+    real_open = os.open
+
+    def open_then_interrupted(*args, **kwargs):
+        fd = real_open(*args, **kwargs)
+        os.close(fd)
+        raise KeyboardInterrupt("signal 2")
+
+    monkeypatch.setattr(atomic.os, "open", open_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_text(path, "new")
+    assert path.read_text() == "old"
+    assert os.listdir(tmp_path) == ["x.json"]
+
+
+def test_the_written_file_is_private_as_mkstemp_made_it(tmp_path):
+    path = tmp_path / "x.json"
+    atomic_write_text(path, "data")
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
 def test_journal_round_trip_keeps_floats_exact(tmp_path):
     store = RunStore(tmp_path)
     value = 0.1 + 0.2  # not representable in a short decimal: must survive unrounded

@@ -6,7 +6,7 @@ A reader (or a resumed run) sees either the old file or the new one, never half 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
@@ -17,8 +17,13 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     """Open a temp file beside `path`; on a clean exit it replaces `path`, else it vanishes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # The temp file's name is chosen before it exists, so an interrupt that lands just after
+    # its creation is inside the `try` below and the file goes. (tempfile.mkstemp creates the
+    # file, then returns its name: a Ctrl-C between the two, seen under load on a run's
+    # journal, left the file behind with no name to remove it by.)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # as mkstemp makes it
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
@@ -26,7 +31,7 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:
         os.replace(tmp, path)
     except BaseException:
         # Also on KeyboardInterrupt: never leave a half-written temp file behind.
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
