@@ -43,8 +43,8 @@ class _HeldBack:
     """The handler of Ctrl-C and SIGTERM inside `held_back`: records the first, raises nothing;
     a second one while the first waits acts at once (the user insists: an import that hangs).
 
-    Outside the block (`holding` off) it passes a signal on to the handler that was there
-    before, so a signal that lands while the block puts the old handlers back is never lost.
+    After the block (`holding` off) it passes a signal on to the handler that was there
+    before, should it still be called (an outer block's handler underneath, say): never lost.
     """
 
     def __init__(self, previous: dict[int, object]):
@@ -100,24 +100,28 @@ def held_back() -> Iterator[None]:
                 signal.signal(signum, held)
         yield
     finally:
-        held.holding = False  # from here on, a signal goes straight to its old handler
-        # Put back only what is still ours: a handler the block installed (a module set its
-        # own on import, say) stays.
-        _put_back({signum: handler for signum, handler in held.previous.items()
-                   if signal.getsignal(signum) is held})
+        # Still holding while the old handlers go back: a signal that lands now waits in
+        # `pending` (or, once its handler is back, the old handler takes it). Holding off first
+        # let a signal whose Python handler ran late (delivered to another thread while this
+        # one blocked SIGINT) raise before anything was put back: the handlers stayed ours.
+        _put_back(held)
+        held.holding = False
         if held.pending is not None:
             signum, frame = held.pending
             pass_on(held.previous[signum], signum, frame)
 
 
-def _put_back(handlers: dict[int, object]) -> None:
-    """signal.signal for each, all of them even when one fires (and raises) meanwhile."""
-    left, interrupt = dict(handlers), None
-    while left:
+def _put_back(held: _HeldBack) -> None:
+    """The old handlers back where `held` still stands in for them (a handler installed inside
+    the block, by a module on import say, stays), all of them even when one fires (and
+    raises) meanwhile."""
+    interrupt = None
+    while True:
         try:
-            for signum, handler in list(left.items()):
-                signal.signal(signum, handler)
-                del left[signum]
+            for signum, handler in held.previous.items():
+                if signal.getsignal(signum) is held:
+                    signal.signal(signum, handler)
+            break
         except KeyboardInterrupt as exc:  # an old handler ran: finish, then raise it
             interrupt = exc
     if interrupt is not None:

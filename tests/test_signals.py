@@ -571,6 +571,43 @@ def test_a_handler_a_module_installs_while_imported_held_stays(tmp_path, monkeyp
         sys.modules.pop("installs_a_handler", None)
 
 
+def test_a_signal_handled_late_while_the_handlers_go_back_still_puts_them_back(monkeypatch):
+    """A signal sent while the main thread blocks SIGINT (a worker's start) reaches another
+    thread, and its Python handler runs later, when the main thread next checks: here, just
+    as held_back puts the old handlers back. The interrupt comes, and the handlers are back.
+    (Seen once under load: SIGTERM's handler stayed held_back's after the block.)"""
+    from bench import interrupts
+
+    real_getsignal = signal.getsignal
+    ran = []
+
+    class LateSignal:
+        """The signal module, but its first getsignal runs SIGINT's Python handler first."""
+
+        def __getattr__(self, name):
+            return getattr(signal, name)
+
+        def getsignal(self, signum):
+            if not ran:
+                ran.append(signum)
+                real_getsignal(signal.SIGINT)(signal.SIGINT, None)
+            return real_getsignal(signum)
+
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with interrupts.sigterm_interrupts():
+            with pytest.raises(KeyboardInterrupt):
+                with interrupts.held_back():
+                    monkeypatch.setattr(interrupts, "signal", LateSignal())
+            monkeypatch.undo()
+            assert ran
+            assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+            assert signal.getsignal(signal.SIGTERM) is interrupts.raise_interrupt
+    finally:
+        monkeypatch.undo()
+        signal.signal(signal.SIGINT, previous_int)
+
+
 def test_bench_main_holds_interrupts_back_during_imports(monkeypatch):
     """The wiring: bench's main() runs its command with imports_held_back on."""
     import bench.cli
