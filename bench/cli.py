@@ -15,7 +15,7 @@ from pathlib import Path
 from bench import __version__, defaults
 from bench.errors import UserError, one_line
 from bench.gc_freeze import imports_frozen
-from bench.interrupts import imports_held_back, sigterm_interrupts
+from bench.interrupts import imports_held_back, interrupts_unwrapped, sigterm_interrupts
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -149,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        with interrupts_unwrapped():  # an interrupt a library wrapped is not an error
+            return COMMANDS[args.command](args)
     except UserError as exc:
         print(f"bench: error: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code

@@ -36,6 +36,37 @@ def sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def wrapped_interrupt(exc: BaseException) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt that `exc` was raised from or while handling, if any.
+
+    Some libraries turn an exception from a Python callback into one of their own: a Ctrl-C
+    that lands inside a pydantic serializer comes out of `model_dump` as a
+    `PydanticSerializationError` raised from the KeyboardInterrupt (found by the signal tests,
+    Ctrl-C just after the manifest: a traceback and exit 1 instead of exit 130).
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+@contextmanager
+def interrupts_unwrapped() -> Iterator[None]:
+    """An exception that escapes the block because of a KeyboardInterrupt (wrapped_interrupt)
+    comes out as that KeyboardInterrupt, so an interrupt stops bench as an interrupt (exit
+    130, the run marked interrupted) wherever it landed. Other exceptions pass unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        interrupt = wrapped_interrupt(exc)
+        if interrupt is None:
+            raise
+        raise interrupt from None
+
+
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
 
 

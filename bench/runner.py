@@ -18,7 +18,7 @@ from bench.errors import UserError
 from bench.executors import EXECUTORS
 from bench.executors.progress import CellProgress
 from bench.identity import code_identity
-from bench.interrupts import sigterm_interrupts
+from bench.interrupts import interrupts_unwrapped, sigterm_interrupts
 from bench.store.lock import RunLock
 from bench.store.run_store import CellRecord, RunStore
 from bench.store.schema import SCHEMA_VERSION
@@ -85,14 +85,16 @@ def _run_locked(loaded: LoadedSuite, cells: list[Cell], store: RunStore, runner,
     # once this session has one, however early it lands.
     with sigterm_interrupts():
         try:
-            done = {i: r for i, r in store.read_cells().items() if i in planned and _reusable(r)}
-            manifest = _start_manifest(store, loaded, cells, executor_name, env, done)
-            manifest["cell_threads"] = env.threads
-            manifest["deterministic"] = env.deterministic
-            manifest["sessions"][-1].update(runner.describe())  # e.g. the local executor's workers
-            store.write_manifest(manifest)
-            bar = CellProgress(len(cells), already_ok=len(done), enabled=env.progress)
-            runner.run(cells, done, env, _journal(store, manifest), bar)
+            with interrupts_unwrapped():  # one a library wrapped (pydantic) is one too
+                done = {i: r for i, r in store.read_cells().items()
+                        if i in planned and _reusable(r)}
+                manifest = _start_manifest(store, loaded, cells, executor_name, env, done)
+                manifest["cell_threads"] = env.threads
+                manifest["deterministic"] = env.deterministic
+                manifest["sessions"][-1].update(runner.describe())  # e.g. the local workers
+                store.write_manifest(manifest)
+                bar = CellProgress(len(cells), already_ok=len(done), enabled=env.progress)
+                runner.run(cells, done, env, _journal(store, manifest), bar)
             status = None
         except KeyboardInterrupt:
             if manifest is None:

@@ -34,8 +34,11 @@ import time
 from pathlib import Path
 
 import psutil
+import pydantic
+import pydantic_core
 import pytest
 
+from bench.interrupts import interrupts_unwrapped, wrapped_interrupt
 from bench.runner import run_suite
 from tests.helpers import held
 
@@ -651,3 +654,94 @@ def test_an_interrupt_that_ended_a_string_exec_still_exits_130(tmp_path):
                           preexec_fn=held.as_a_foreground_job)
     assert done.returncode == 130, (done.returncode, done.stdout, done.stderr)
     assert done.stderr.strip() == "bench: interrupted"
+
+
+# -- an interrupt that a library turned into an exception of its own ---------------------------
+
+class Serialized(pydantic.BaseModel):
+    """A model whose serializer is interrupted, as a Ctrl-C landing in bench's own (those of
+    bench.suite.schema and bench.suite.cell_configs) would be."""
+
+    x: int = 0
+
+    @pydantic.model_serializer(mode="wrap")
+    def _interrupted(self, handler):
+        raise KeyboardInterrupt("as a Ctrl-C landing here")
+
+
+def test_pydantic_turns_an_interrupt_in_a_serializer_into_its_own_error_and_it_is_found():
+    """What the fix stands on: the library's error, raised from the KeyboardInterrupt."""
+    with pytest.raises(pydantic_core.PydanticSerializationError) as caught:
+        Serialized().model_dump(mode="json")
+    assert isinstance(wrapped_interrupt(caught.value), KeyboardInterrupt)
+    with pytest.raises(KeyboardInterrupt, match="as a Ctrl-C landing here"):
+        with interrupts_unwrapped():
+            Serialized().model_dump(mode="json")
+    other = ValueError("not an interrupt")
+    with pytest.raises(ValueError) as caught:
+        with interrupts_unwrapped():
+            raise other
+    assert caught.value is other and wrapped_interrupt(other) is None
+
+
+def test_an_interrupt_a_library_wrapped_inside_a_cell_stops_the_run_not_the_cell(tmp_path,
+                                                                                  monkeypatch):
+    from bench.cells import CellResult, RunEnv
+    from bench.executors import execute
+    from bench.registry import Registry
+    from bench.suite.cell_configs import ExtractorCellConfig
+    from bench.suite.plan import Cell
+    from tests.helpers.configs import DIGITS
+
+    kinds = Registry("cell kind")
+    kinds.register("interrupted", lambda config, inputs, env: Serialized().model_dump())
+    kinds.register("broken", lambda config, inputs, env: CellResult(records=1 / 0))
+    monkeypatch.setattr(execute, "CELL_KINDS", kinds)
+    env = RunEnv(device="cpu", cache_dir=tmp_path, artifacts_dir=tmp_path, progress=False)
+    with pytest.raises(KeyboardInterrupt):  # passes through, as a plain Ctrl-C does
+        execute.execute_cell(Cell("interrupted", ExtractorCellConfig(dataset=DIGITS)), {}, env)
+    record = execute.execute_cell(Cell("broken", ExtractorCellConfig(dataset=DIGITS)), {}, env)
+    assert not record.ok and "ZeroDivisionError" in record.reason  # a failure stays a failure
+
+
+def test_a_ctrl_c_in_a_serializer_after_the_manifest_exits_130_and_resumes(tmp_path, monkeypatch,
+                                                                           capsys):
+    """Found by the default signal tests (1 run in 20: Ctrl-C just after the manifest): the
+    interrupt landed in the train config's serializer while the executor computed the cells'
+    ids, and came out as a PydanticSerializationError: a traceback and exit 1."""
+    from bench.cli import main
+    from bench.store.run_store import RunStore
+    from bench.suite.schema import TrainConfig
+    from tests.helpers.suites import tiny_digits_suite, write_suite
+
+    armed = [False]
+
+    class InterruptedOnce(frozenset):  # the serializer's lookup, where the Ctrl-C lands
+        def __contains__(self, key):
+            if armed[0]:
+                armed[0] = False
+                raise KeyboardInterrupt("as a Ctrl-C landing here")
+            return frozenset.__contains__(self, key)
+
+    real_write = RunStore.write_manifest
+
+    def write_manifest(self, manifest):
+        real_write(self, manifest)
+        armed[0] = manifest["status"] == "running" and not list(self.dir.glob("cells/*.json"))
+
+    keys = InterruptedOnce(TrainConfig.OMIT_IF_DEFAULT)
+    monkeypatch.setattr(TrainConfig, "OMIT_IF_DEFAULT", keys)
+    monkeypatch.setattr(RunStore, "write_manifest", write_manifest)
+    suite = write_suite(tmp_path, tiny_digits_suite(seeds=(0,), pgd=False))
+    args = ["run", str(suite), "--results-dir", str(tmp_path / "results"), "--workers", "1",
+            "--no-progress", "--no-report"]
+    assert main(args) == 130
+    out = capsys.readouterr()
+    assert "Traceback" not in out.err and "interrupted: 0 cells ok, 0 failed" in out.out
+    (manifest_path,) = (tmp_path / "results").glob("*/*/manifest.json")
+    assert json.loads(manifest_path.read_text())["status"] == "interrupted"
+    assert not list((tmp_path / "results").rglob("*.tmp"))
+    monkeypatch.setattr(RunStore, "write_manifest", real_write)  # the resume, not interrupted
+    assert main(args) == 0
+    resumed = json.loads(manifest_path.read_text())
+    assert resumed["status"] == "complete" and resumed["counts"]["ok"] == 2

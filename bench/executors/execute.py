@@ -14,6 +14,7 @@ from pathlib import Path
 from bench.cells import CELL_KINDS, CellResult, RunEnv
 from bench.errors import CellFailed, UserError
 from bench.executors.deterministic import deterministic_mode
+from bench.interrupts import interrupts_unwrapped
 from bench.provenance import utc_now
 from bench.store import schema as S
 from bench.store.run_store import CellRecord
@@ -35,10 +36,11 @@ def execute_cell(cell: Cell, inputs: dict[str, CellResult], env: RunEnv, attempt
 
     `attempts` is the executor's count of tries so far, this one included (Ray retries a
     task whose worker died). KeyboardInterrupt and SystemExit pass through, so Ctrl-C
-    still stops the run.
+    still stops the run; so does an exception a library raised from a KeyboardInterrupt, as
+    the KeyboardInterrupt (bench.interrupts.interrupts_unwrapped).
     """
     _test_kill_once(cell)
-    with torch_threads(env.threads if env.device == "cpu" else None), \
+    with interrupts_unwrapped(), torch_threads(env.threads if env.device == "cpu" else None), \
             deterministic_mode(env.deterministic):
         return _execute(cell, inputs, env, attempts)
 
@@ -63,7 +65,8 @@ def _execute(cell: Cell, inputs: dict[str, CellResult], env: RunEnv, attempts: i
                 deps=cell.deps, started_utc=started, attempts=attempts,
                 host=socket.gethostname())
     try:
-        result = CELL_KINDS.get(cell.kind)(cell.config, inputs, env)
+        with interrupts_unwrapped():  # the run is stopping: not this cell's failure
+            result = CELL_KINDS.get(cell.kind)(cell.config, inputs, env)
     except (CellFailed, UserError) as exc:
         partial = exc.records if isinstance(exc, CellFailed) else {}  # rows measured before it
         return CellRecord(**base, status="failed", reason=str(exc), records=partial,
