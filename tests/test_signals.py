@@ -656,6 +656,74 @@ def test_an_interrupt_that_ended_a_string_exec_still_exits_130(tmp_path):
     assert done.stderr.strip() == "bench: interrupted"
 
 
+# -- a worker's cell: a SIGTERM that lands where Python drops exceptions ----------------------
+
+# A module whose import runs a weakref callback, as importlib does when a module's lock is freed
+# (`_get_module_lock.<locals>.cb`); a SIGTERM landing in it: Python prints "Exception ignored
+# in" and drops what a callback raises.
+DROPS_IN_A_CALLBACK = """
+import os, signal, weakref
+
+
+class Thing:
+    pass
+
+
+def callback(ref):
+    os.kill(os.getpid(), signal.SIGTERM)  # the driver stopping the worker, now
+    for _ in range(1000):  # bytecodes, where the handler runs and raises
+        pass
+
+
+thing = Thing()
+ref = weakref.ref(thing, callback)
+del thing  # the callback runs here
+"""
+
+# A worker process (its initializer, then a cell whose body imports that module), as the
+# parallel executor runs one; `bare` runs the body with the worker's handlers but not through
+# run_cell.
+WORKER_CELL = """
+import os, sys
+from bench.executors import worker
+
+
+def body(cell, inputs, env):
+    import drops_in_a_callback
+    print("the cell went on", flush=True)
+
+
+worker.init_worker(os.getppid())
+if sys.argv[1] == "run_cell":
+    worker.execute_cell = body  # what run_cell runs
+    worker.run_cell(None, {}, None)
+else:
+    worker._in_cell = True
+    body(None, {}, None)
+print("the cell ended", flush=True)
+"""
+
+
+@pytest.mark.parametrize("way", ["run_cell", "bare"])
+def test_a_sigterm_landing_in_a_callback_during_a_cells_import_still_stops_the_worker(
+        tmp_path, way):
+    """Found by the slow stress test (Ctrl-C 0.92 of the way into a run: exit 130, but a worker
+    printed "Exception ignored in: <function _get_module_lock.<locals>.cb>" and a traceback,
+    its KeyboardInterrupt dropped; it went on with its cell until the driver killed it 10 s
+    later). A worker's cell holds SIGTERM back during imports, as the driver does: the cell
+    unwinds once the import is over and the worker exits 130, quietly. `bare` shows the hazard
+    is real: without that, the interrupt is lost and the cell goes on."""
+    (tmp_path / "drops_in_a_callback.py").write_text(DROPS_IN_A_CALLBACK)
+    (tmp_path / "worker_cell.py").write_text(WORKER_CELL)
+    done = subprocess.run([sys.executable, "worker_cell.py", way], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=TIMEOUT)
+    if way == "run_cell":
+        assert (done.returncode, done.stdout, done.stderr) == (130, "", "")
+    else:
+        assert done.returncode == 0 and "the cell went on" in done.stdout, done
+        assert "Exception ignored in" in done.stderr and "KeyboardInterrupt" in done.stderr
+
+
 # -- an interrupt that a library turned into an exception of its own ---------------------------
 
 class Serialized(pydantic.BaseModel):

@@ -11,6 +11,7 @@ locks) and runs one cell at a time for the driver. Signals:
   worker quietly, by the default action.
 - SIGTERM inside a cell raises KeyboardInterrupt, so the cell unwinds (atomic writes remove
   their temporary files) before the worker exits with 130; between cells it exits at once.
+  One that lands while the cell imports a module waits for the import's end.
 - If the driver dies (even by SIGKILL), Linux sends the worker SIGTERM (PR_SET_PDEATHSIG):
   no orphan keeps computing a cell that nobody will journal.
 """
@@ -24,6 +25,7 @@ import sys
 
 from bench.cells import CellResult, RunEnv
 from bench.executors.execute import execute_cell
+from bench.interrupts import imports_held_back
 from bench.store.run_store import CellRecord
 from bench.suite.plan import Cell
 
@@ -51,7 +53,12 @@ def run_cell(cell: Cell, inputs: dict[str, CellResult], env: RunEnv) -> CellReco
     global _in_cell
     _in_cell = True
     try:
-        return execute_cell(cell, inputs, env)
+        # A SIGTERM that lands in an import comes once the import is over, as in the driver
+        # (bench.interrupts.imports_held_back): importlib runs weakref callbacks, and module
+        # initialisers run code, that drop a KeyboardInterrupt (found by the slow signal
+        # tests: "Exception ignored in ... _get_module_lock.<locals>.cb", the cell went on).
+        with imports_held_back():
+            return execute_cell(cell, inputs, env)
     except KeyboardInterrupt:  # the driver is stopping the run: the cell has unwound
         os._exit(130)
     finally:
