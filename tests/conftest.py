@@ -1,6 +1,10 @@
 import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Threads that wait sleep instead of spinning: a test on 2 torch threads shares the 2 cores
+# with the other pytest-xdist worker, and spinning OpenMP threads made such tests 3-5x slower.
+# (Read when torch loads its OpenMP runtime, so before the import below.)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
