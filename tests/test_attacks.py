@@ -258,10 +258,11 @@ def clamp_bites(model, x, y, eps, batch_size):
 
 @pytest.fixture(scope="module")
 def resnet18_images():
+    """12 images: at the batch size of 10 below, a whole batch and a short one."""
     torch.manual_seed(0)
     model = build_classifier("resnet18", None, (3, 32, 32), 10).eval()
     gen = torch.Generator().manual_seed(0)
-    return model, torch.rand(24, 3, 32, 32, generator=gen), torch.randint(0, 10, (24,), generator=gen)
+    return model, torch.rand(12, 3, 32, 32, generator=gen), torch.randint(0, 10, (12,), generator=gen)
 
 
 @pytest.fixture(params=["small-cnn", "tutorial-lenet", "resnet18"])
