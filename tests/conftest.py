@@ -64,8 +64,10 @@ SERIAL_GROUPS = {
     "tests/test_signals.py": "processes", "tests/test_parallel.py": "processes",
     "tests/test_resume.py": "processes",
     "tests/test_ray.py": "ray", "tests/test_ray_cluster.py": "ray",
+    "tests/test_ray_shards.py": "ray",
 }
-FIRST = "processes"  # the longest unit: it goes out first, so it never ends the run alone
+# The two longest units go out first, one to each worker, so neither ends the run alone.
+FIRST = ("processes", "ray")
 
 
 def unit_of(nodeid: str) -> str:
@@ -85,8 +87,12 @@ def pytest_xdist_make_scheduler(config, log):
 
 
 def pytest_collection_modifyitems(config, items):
-    """The FIRST group's tests first: with --no-loadscope-reorder, units go out in this order."""
-    items.sort(key=lambda item: unit_of(item.nodeid) != FIRST)
+    """The FIRST groups' tests first: with --no-loadscope-reorder, units go out in this order."""
+    def rank(item) -> int:
+        unit = unit_of(item.nodeid)
+        return FIRST.index(unit) if unit in FIRST else len(FIRST)
+
+    items.sort(key=rank)
 
 
 @pytest.fixture(scope="session")
